@@ -1,0 +1,43 @@
+"""Secure aggregation for federated learning: SecAgg+ (Bell et al. 2020, on Bonawitz
+et al. 2017), a plain baseline and, optionally, CKKS homomorphic aggregation.
+
+This package has no networking code at all: clients and servers are sans-IO state
+machines that turn messages into messages; :mod:`transport` moves the bytes.
+"""
+
+from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._errors import (
+    ConfigurationError,
+    CryptoError,
+    DecodeError,
+    InvalidCiphertext,
+    InvalidShare,
+    LocalProtocolError,
+    QuantizationOverflowError,
+    RecoveryError,
+    RemoteProtocolError,
+    SecAggError,
+)
+from secagg._plain import PlainBackend
+from secagg._wire import decode, encode
+
+__all__ = [
+    "AggregateResult",
+    "Backend",
+    "ClientSession",
+    "ServerSession",
+    "check_vector",
+    "ConfigurationError",
+    "CryptoError",
+    "DecodeError",
+    "InvalidCiphertext",
+    "InvalidShare",
+    "LocalProtocolError",
+    "QuantizationOverflowError",
+    "RecoveryError",
+    "RemoteProtocolError",
+    "SecAggError",
+    "PlainBackend",
+    "decode",
+    "encode",
+]
