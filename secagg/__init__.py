@@ -19,6 +19,15 @@ from secagg._errors import (
     SecAggError,
 )
 from secagg._plain import PlainBackend
+from secagg._strategy import (
+    Config,
+    Parameters,
+    Strategy,
+    apply_update_transforms,
+    flatten,
+    register_update_transform,
+    unflatten,
+)
 from secagg._wire import decode, encode
 
 __all__ = [
@@ -38,6 +47,13 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "Config",
+    "Parameters",
+    "Strategy",
+    "apply_update_transforms",
+    "flatten",
+    "register_update_transform",
+    "unflatten",
     "decode",
     "encode",
 ]
