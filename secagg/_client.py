@@ -41,10 +41,6 @@ def self_mask_commitment(seed: bytes, round_id: int, owner: int) -> bytes:
     ).digest()
 
 
-def _limbs_to_bytes(limbs: np.ndarray) -> bytes:
-    return limbs.astype("<u4").tobytes()
-
-
 class SecAggPlusClient:
     """One client's side of a SecAgg+ round over a float vector and an integer weight."""
 
@@ -126,7 +122,7 @@ class SecAggPlusClient:
     def _share_keys(self, msg: m.ShareKeysRequest) -> m.ShareKeys:
         cfg = self.config
         assert cfg is not None
-        peers = {p.client_id: p for p in msg.neighbours}
+        peers = msg.peers()
         if self.client_id in peers:
             raise self._refuse("it is listed as its own neighbour")
         if not cfg.threshold <= len(peers) <= cfg.neighbours:
@@ -139,29 +135,29 @@ class SecAggPlusClient:
         ids = sorted(peers)
         secrets = _shamir.secret_to_limbs([self._seed, self._mask.private_bytes()])
         shares = _shamir.split(secrets, np.array([share_point(v) for v in ids]), cfg.threshold)
+        share_bytes = shares.astype("<u4").reshape(len(ids), -1)
         cts = []
-        for v, share in zip(ids, shares, strict=True):
+        for v, share in zip(ids, share_bytes, strict=True):
             try:
                 key = self._pair_key("share_key", self._enc, peers[v].encryption_key, v)
             except ValueError:
                 raise self._refuse(f"neighbour {v} sent an invalid encryption key") from None
-            plain = _IDS.pack(self.client_id, v) + _limbs_to_bytes(share[0]) + _limbs_to_bytes(share[1])
-            cts.append((v, _crypto.seal(key, plain, round_id=cfg.round_id, sender=self.client_id,
-                                        receiver=v)))
+            plain = _IDS.pack(self.client_id, v) + share.tobytes()
+            cts.append(_crypto.seal(key, plain, round_id=cfg.round_id, sender=self.client_id, receiver=v))
         return m.ShareKeys(round_id=cfg.round_id,
                            self_mask_commitment=self_mask_commitment(self._seed, cfg.round_id, self.client_id),
-                           ciphertexts=tuple(cts))
+                           receivers=m.ids(ids), ciphertexts=b"".join(cts))
 
     def _masked_input(self, msg: m.MaskedInputRequest) -> m.MaskedInput:
         cfg, words = self.config, self.quantized
         assert cfg is not None and words is not None
-        senders = [s for s, _ in msg.ciphertexts]
-        unknown = set(senders) - set(self._peers)
+        inbox = msg.by_sender()
+        unknown = set(inbox) - set(self._peers)
         if unknown:
             raise self._refuse(f"ciphertexts from non-neighbours {sorted(unknown)}")
-        if len(senders) < cfg.threshold:
-            raise self._refuse(f"only {len(senders)} neighbours remain, threshold is {cfg.threshold}")
-        self._inbox = dict(msg.ciphertexts)
+        if len(inbox) < cfg.threshold:
+            raise self._refuse(f"only {len(inbox)} neighbours remain, threshold is {cfg.threshold}")
+        self._inbox = inbox
         expander = _crypto.MaskExpander(words.shape[0], words.dtype)
         masked = words.copy()
         expander.add(masked, _crypto.derive("self_mask", self._seed, round_id=cfg.round_id,
@@ -178,7 +174,7 @@ class SecAggPlusClient:
     def _unmask(self, msg: m.UnmaskRequest) -> m.UnmaskShares:
         cfg = self.config
         assert cfg is not None
-        survivors, dropped = set(msg.survivors), set(msg.dropped)
+        survivors, dropped = set(msg.survivors.tolist()), set(msg.dropped.tolist())
         if survivors & dropped:
             raise self._refuse(f"asked for both shares of peers {sorted(survivors & dropped)}")
         if self.client_id in dropped:
@@ -188,18 +184,24 @@ class SecAggPlusClient:
             raise self._refuse(f"asked about peers it holds no shares of: {sorted(strangers)}")
         if len(survivors) + 1 < cfg.threshold:
             raise self._refuse(f"only {len(survivors)} surviving neighbours, threshold is {cfg.threshold}")
-        self_shares, key_shares = [], []
+        found: dict[str, tuple[list[int], list[bytes]]] = {"self_mask": ([], []), "mask_key": ([], [])}
         for owner in sorted(survivors | dropped):
             try:
                 plain = self._open(owner)
             except InvalidCiphertext:
                 continue  # cannot help with this owner; the server needs others' shares
-            if owner in survivors:
-                self_shares.append((owner, plain[16:80]))
-            else:
-                key_shares.append((owner, plain[80:144]))
-        return m.UnmaskShares(round_id=cfg.round_id, self_mask_shares=tuple(self_shares),
-                              mask_key_shares=tuple(key_shares))
+            kind, part = ("self_mask", plain[16:80]) if owner in survivors else ("mask_key", plain[80:144])
+            found[kind][0].append(owner)
+            found[kind][1].append(part)
+
+        def column(kind: str) -> tuple[np.ndarray, np.ndarray]:
+            owners, parts = found[kind]
+            shares = np.frombuffer(b"".join(parts), dtype="<u4").reshape(len(owners), m.LIMBS)
+            return m.ids(owners), shares.astype(np.uint32)
+
+        (so, ss), (ko, ks) = column("self_mask"), column("mask_key")
+        return m.UnmaskShares(round_id=cfg.round_id, self_mask_owners=so, self_mask_shares=ss,
+                              mask_key_owners=ko, mask_key_shares=ks)
 
     # -- helpers --------------------------------------------------------------
 
@@ -213,6 +215,6 @@ class SecAggPlusClient:
         key = self._pair_key("share_key", self._enc, self._peers[owner].encryption_key, owner)
         plain = _crypto.open_sealed(key, self._inbox[owner], round_id=self.config.round_id,
                                     sender=owner, receiver=self.client_id)
-        if len(plain) != 144 or _IDS.unpack(plain[:16]) != (owner, self.client_id):
+        if len(plain) != m.SHARE_PLAINTEXT_BYTES or _IDS.unpack(plain[:16]) != (owner, self.client_id):
             raise InvalidCiphertext(owner, "share plaintext is malformed or misaddressed")
         return plain

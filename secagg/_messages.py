@@ -25,24 +25,22 @@ __all__ = [
     "MaskedInput",
     "UnmaskRequest",
     "UnmaskShares",
-    "SHARE_BYTES",
+    "CIPHERTEXT_BYTES",
+    "SHARE_PLAINTEXT_BYTES",
     "KEY_BYTES",
+    "LIMBS",
+    "ids",
 ]
 
 KEY_BYTES = 32
-SHARE_BYTES = 64  # sixteen 31-bit field elements as little-endian uint32
+LIMBS = 16  # a share is sixteen 31-bit field elements
+SHARE_PLAINTEXT_BYTES = 16 + 2 * 4 * LIMBS  # sender, receiver, self-mask share, mask-key share
+CIPHERTEXT_BYTES = 12 + SHARE_PLAINTEXT_BYTES + 16  # nonce, plaintext, GCM tag
 
 
 def _check_key(name: str, key: bytes) -> None:
     if len(key) != KEY_BYTES:
         raise ValueError(f"{name} must be {KEY_BYTES} bytes, got {len(key)}")
-
-
-def _check_ids(name: str, ids: tuple[int, ...]) -> None:
-    if any(i < 0 for i in ids):
-        raise ValueError(f"{name} contains a negative client id")
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{name} contains a client id twice")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,42 +101,82 @@ class AdvertiseKeys:
         _check_key("mask_key", self.mask_key)
 
 
+def _check_id_array(name: str, ids: np.ndarray) -> None:
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.ndim != 1:
+        raise ValueError(f"{name} must be a one-dimensional int64 array")
+    if ids.size and (ids.min() < 0 or np.unique(ids).size != ids.size):
+        raise ValueError(f"{name} must hold distinct non-negative client ids")
+    ids.setflags(write=False)
+
+
+def _check_blob(name: str, blob: bytes, count: int, size: int) -> None:
+    if len(blob) != count * size:
+        raise ValueError(f"{name} must be {count} x {size} bytes, got {len(blob)}")
+
+
+def ids(values: object) -> np.ndarray:
+    """Client ids as the int64 array messages carry."""
+    return np.array(values, dtype=np.int64).reshape(-1)
+
+
 @_wire.register(12)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ShareKeysRequest:
+    """The public keys of a client's neighbours, column by column."""
+
     round_id: int
-    neighbours: tuple[PeerKeys, ...]
+    neighbour_ids: np.ndarray  # int64
+    encryption_keys: bytes  # KEY_BYTES per neighbour
+    mask_keys: bytes  # KEY_BYTES per neighbour
 
     def __post_init__(self) -> None:
-        _check_ids("neighbours", tuple(p.client_id for p in self.neighbours))
+        _check_id_array("neighbour_ids", self.neighbour_ids)
+        _check_blob("encryption_keys", self.encryption_keys, self.neighbour_ids.size, KEY_BYTES)
+        _check_blob("mask_keys", self.mask_keys, self.neighbour_ids.size, KEY_BYTES)
+
+    def peers(self) -> dict[int, PeerKeys]:
+        return {int(c): PeerKeys(client_id=int(c),
+                                 encryption_key=self.encryption_keys[i * KEY_BYTES:(i + 1) * KEY_BYTES],
+                                 mask_key=self.mask_keys[i * KEY_BYTES:(i + 1) * KEY_BYTES])
+                for i, c in enumerate(self.neighbour_ids)}
 
 
 @_wire.register(13)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class ShareKeys:
     """Encrypted shares for each neighbour, and a commitment to the self-mask seed."""
 
     round_id: int
     self_mask_commitment: bytes
-    ciphertexts: tuple[tuple[int, bytes], ...]  # (receiver, ciphertext)
+    receivers: np.ndarray  # int64
+    ciphertexts: bytes  # CIPHERTEXT_BYTES per receiver, in the order of receivers
 
     def __post_init__(self) -> None:
         _check_key("self_mask_commitment", self.self_mask_commitment)
-        _check_ids("ciphertext receivers", tuple(r for r, _ in self.ciphertexts))
+        _check_id_array("receivers", self.receivers)
+        _check_blob("ciphertexts", self.ciphertexts, self.receivers.size, CIPHERTEXT_BYTES)
 
 
 @_wire.register(14)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class MaskedInputRequest:
+    """The share ciphertexts addressed to a client by the neighbours still in the round."""
+
     round_id: int
-    ciphertexts: tuple[tuple[int, bytes], ...]  # (sender, ciphertext addressed to you)
+    senders: np.ndarray  # int64
+    ciphertexts: bytes  # CIPHERTEXT_BYTES per sender
 
     def __post_init__(self) -> None:
-        _check_ids("ciphertext senders", tuple(s for s, _ in self.ciphertexts))
+        _check_id_array("senders", self.senders)
+        _check_blob("ciphertexts", self.ciphertexts, self.senders.size, CIPHERTEXT_BYTES)
+
+    def by_sender(self) -> dict[int, bytes]:
+        c = CIPHERTEXT_BYTES
+        return {int(v): self.ciphertexts[i * c:(i + 1) * c] for i, v in enumerate(self.senders)}
 
 
 @_wire.register(15)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class MaskedInput:
     round_id: int
     masked: np.ndarray
@@ -151,27 +189,36 @@ class MaskedInput:
 
 
 @_wire.register(16)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class UnmaskRequest:
     round_id: int
-    survivors: tuple[int, ...]
-    dropped: tuple[int, ...]
+    survivors: np.ndarray  # int64
+    dropped: np.ndarray  # int64
 
     def __post_init__(self) -> None:
-        _check_ids("survivors", self.survivors)
-        _check_ids("dropped", self.dropped)
+        _check_id_array("survivors", self.survivors)
+        _check_id_array("dropped", self.dropped)
 
 
 @_wire.register(17)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class UnmaskShares:
+    """Self-mask shares of survivors and mask-key shares of dropped clients.
+
+    Shares are ``(count, 16)`` uint32 arrays of field elements, row ``i`` belonging
+    to the owner at position ``i`` of the matching owners array.
+    """
+
     round_id: int
-    self_mask_shares: tuple[tuple[int, bytes], ...]  # (owner, share) for survivors
-    mask_key_shares: tuple[tuple[int, bytes], ...]  # (owner, share) for dropped
+    self_mask_owners: np.ndarray  # int64
+    self_mask_shares: np.ndarray  # uint32 (count, LIMBS)
+    mask_key_owners: np.ndarray  # int64
+    mask_key_shares: np.ndarray  # uint32 (count, LIMBS)
 
     def __post_init__(self) -> None:
-        for name, pairs in (("self_mask_shares", self.self_mask_shares),
-                            ("mask_key_shares", self.mask_key_shares)):
-            _check_ids(name, tuple(o for o, _ in pairs))
-            if any(len(s) != SHARE_BYTES for _, s in pairs):
-                raise ValueError(f"{name} must be {SHARE_BYTES} bytes each")
+        for kind in ("self_mask", "mask_key"):
+            owners, shares = getattr(self, f"{kind}_owners"), getattr(self, f"{kind}_shares")
+            _check_id_array(f"{kind}_owners", owners)
+            if (not isinstance(shares, np.ndarray) or shares.dtype != np.uint32
+                    or shares.shape != (owners.size, LIMBS)):
+                raise ValueError(f"{kind}_shares must be uint32 of shape ({owners.size}, {LIMBS})")
