@@ -66,6 +66,7 @@ class SecAggPlusClient:
         self.quantized: np.ndarray | None = None
         self._peers: dict[int, m.PeerKeys] = {}
         self._inbox: dict[int, bytes] = {}
+        self._box_keys: dict[int, bytes] = {}
         self._handlers: dict[ClientStage, Callable[..., object]] = {
             ClientStage.AWAIT_ADVERTISE: self._advertise,
             ClientStage.AWAIT_SHARE_KEYS: self._share_keys,
@@ -142,6 +143,7 @@ class SecAggPlusClient:
                 key = self._pair_key("share_key", self._enc, peers[v].encryption_key, v)
             except ValueError:
                 raise self._refuse(f"neighbour {v} sent an invalid encryption key") from None
+            self._box_keys[v] = key  # reused to open v's shares at unmask
             plain = _IDS.pack(self.client_id, v) + share.tobytes()
             cts.append(_crypto.seal(key, plain, round_id=cfg.round_id, sender=self.client_id, receiver=v))
         return m.ShareKeys(round_id=cfg.round_id,
@@ -212,8 +214,7 @@ class SecAggPlusClient:
 
     def _open(self, owner: int) -> bytes:
         assert self.config is not None
-        key = self._pair_key("share_key", self._enc, self._peers[owner].encryption_key, owner)
-        plain = _crypto.open_sealed(key, self._inbox[owner], round_id=self.config.round_id,
+        plain = _crypto.open_sealed(self._box_keys[owner], self._inbox[owner], round_id=self.config.round_id,
                                     sender=owner, receiver=self.client_id)
         if len(plain) != m.SHARE_PLAINTEXT_BYTES or _IDS.unpack(plain[:16]) != (owner, self.client_id):
             raise InvalidCiphertext(owner, "share plaintext is malformed or misaddressed")

@@ -61,6 +61,7 @@ class SecAggPlusServer:
         self.failure: RecoveryError | None = None
         self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
         self._keys: dict[int, m.PeerKeys] = {}
+        self._seen_keys: set[bytes] = set()
         self._graph: dict[int, np.ndarray] = {}
         self._commitments: dict[int, bytes] = {}
         self._cts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # sender -> (receivers, rows)
@@ -204,9 +205,9 @@ class SecAggPlusServer:
     # -- handlers ----------------------------------------------------------------
 
     def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
-        seen = {k for p in self._keys.values() for k in (p.encryption_key, p.mask_key)}
-        if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & seen:
+        if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & self._seen_keys:
             raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        self._seen_keys.update((msg.encryption_key, msg.mask_key))
         self._keys[cid] = m.PeerKeys(client_id=cid, encryption_key=msg.encryption_key, mask_key=msg.mask_key)
 
     def _on_share_keys(self, cid: int, msg: m.ShareKeys) -> None:
