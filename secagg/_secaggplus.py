@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from secagg._client import SecAggPlusClient
 from secagg._errors import ConfigurationError
@@ -28,6 +30,11 @@ class SecAggPlusBackend:
         modulus_bits: the sum is computed modulo ``2^modulus_bits`` (16, 32 or 64-bit words).
         max_weight: largest integer weight a client may use (its example count, say).
         scale: quantisation levels per unit; by default the finest that cannot overflow.
+        identities: Ed25519 public keys (raw, 32 bytes) of every client, registered out of
+            band. When given, the round is authenticated: advertised keys are signed and
+            checked by every neighbour, and a consistency check before unmasking stops a
+            server from telling clients different stories about who dropped (the
+            semi-malicious model of Bell et al. 2020).
 
     Notes:
         Privacy: the server sees only the sum of the survivors' inputs, provided fewer
@@ -46,6 +53,7 @@ class SecAggPlusBackend:
     modulus_bits: int = 32
     max_weight: int = 1
     scale: float | None = None
+    identities: Mapping[int, bytes] | None = None
     name: str = dataclasses.field(default="secagg+", init=False)
 
     def __post_init__(self) -> None:
@@ -72,15 +80,24 @@ class SecAggPlusBackend:
                            modulus_bits=self.modulus_bits, scale=self.scale)
         return RoundConfig(round_id=round_id, num_clients=num_clients, neighbours=k, threshold=t,
                            dim=dim, clip=q.clip, scale=q.scale, modulus_bits=q.modulus_bits,
-                           max_weight=q.max_weight)
+                           max_weight=q.max_weight, authenticated=self.identities is not None)
 
     def server_session(self, *, round_id: int, client_ids: tuple[int, ...], dim: int,
                        rng: np.random.Generator) -> SecAggPlusServer:
         cfg = self.round_config(round_id=round_id, num_clients=len(client_ids), dim=dim)
-        return SecAggPlusServer(config=cfg, client_ids=client_ids, rng=rng)
+        return SecAggPlusServer(config=cfg, client_ids=client_ids, rng=rng, identities=self.identities)
 
     def client_session(self, *, client_id: int, vector: np.ndarray, weight: float,
-                       rng: np.random.Generator) -> SecAggPlusClient:
+                       rng: np.random.Generator, identity: Ed25519PrivateKey | None = None) -> SecAggPlusClient:
+        """A client's session; ``identity`` is its Ed25519 key in authenticated rounds.
+
+        Raises:
+            ValueError: a weight that is not an integer in ``1..max_weight``, or an
+                identity given (or missing) when the backend is (not) authenticated.
+        """
         if float(weight) != int(weight) or not 1 <= weight <= self.max_weight:
             raise ValueError(f"weight must be an integer in 1..max_weight ({self.max_weight}), got {weight}")
-        return SecAggPlusClient(client_id=client_id, vector=vector, weight=int(weight), rng=rng)
+        if (identity is None) != (self.identities is None):
+            raise ValueError("identity is required exactly when the backend has identities")
+        return SecAggPlusClient(client_id=client_id, vector=vector, weight=int(weight), rng=rng,
+                                identity=identity, peer_identities=self.identities)

@@ -16,7 +16,7 @@ their commitments), so a bad share can never produce a wrong sum silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from secagg._errors import (
 from secagg._graph import harary_graph
 from secagg._quantize import Quantizer
 from secagg._recovery import recover_secrets
-from secagg._stages import SERVER_EXPECTS, SERVER_NEXT, ServerStage
+from secagg._stages import SERVER_EXPECTS, ServerStage, next_server_stage
 
 __all__ = ["SecAggPlusServer"]
 
@@ -43,12 +43,17 @@ _KINDS = ("self_mask", "mask_key")
 class SecAggPlusServer:
     """The server side of one SecAgg+ round (a :class:`~secagg.ServerSession`)."""
 
-    def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator) -> None:
+    def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator,
+                 identities: Mapping[int, bytes] | None = None) -> None:
         if len(set(client_ids)) != len(client_ids) or any(c < 0 for c in client_ids):
             raise ValueError("client_ids must be distinct non-negative integers")
         if len(client_ids) != config.num_clients:
             raise ValueError(f"config.num_clients is {config.num_clients} but {len(client_ids)} client ids were given")
+        if config.authenticated and identities is None:
+            raise ValueError("an authenticated round needs the clients' identity public keys")
         self.config = config
+        self._identities = dict(identities or {})
+        self._signatures: dict[int, bytes] = {}  # advertised-key signatures, then survivor-set ones
         self.quantizer = Quantizer(num_clients=config.num_clients, clip=config.clip, scale=config.scale,
                                    modulus_bits=config.modulus_bits, max_weight=config.max_weight)
         self._rng = rng
@@ -75,12 +80,14 @@ class SecAggPlusServer:
             ServerStage.ADVERTISE_KEYS: self._on_advertise,  # type: ignore[dict-item]
             ServerStage.SHARE_KEYS: self._on_share_keys,  # type: ignore[dict-item]
             ServerStage.MASKED_INPUT: self._on_masked_input,  # type: ignore[dict-item]
+            ServerStage.CONSISTENCY_CHECK: self._on_consistency,  # type: ignore[dict-item]
             ServerStage.UNMASK: self._on_unmask,  # type: ignore[dict-item]
         }
         self._closers: dict[ServerStage, Callable[[], None]] = {
             ServerStage.ADVERTISE_KEYS: self._close_advertise,
             ServerStage.SHARE_KEYS: self._close_share_keys,
             ServerStage.MASKED_INPUT: self._close_masked_input,
+            ServerStage.CONSISTENCY_CHECK: self._close_consistency,
             ServerStage.UNMASK: self._finish,
         }
 
@@ -192,7 +199,7 @@ class SecAggPlusServer:
             self._outbox = {}
             return
         if self._stage is closing:  # a closer may finish the round early
-            self._stage = SERVER_NEXT[closing]
+            self._stage = next_server_stage(closing, authenticated=self.config.authenticated)
         self._answered = set()
         self._expected = set(self._outbox)
 
@@ -207,6 +214,12 @@ class SecAggPlusServer:
     def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
         if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & self._seen_keys:
             raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        if self.config.authenticated:
+            identity = self._identities.get(cid)
+            payload = _crypto.advertised_payload(self.config.round_id, cid, msg.encryption_key, msg.mask_key)
+            if identity is None or not _crypto.verify_signature(identity, msg.signature, payload):
+                raise RemoteProtocolError(cid, "advertised keys are not signed by its identity key")
+            self._signatures[cid] = msg.signature
         self._seen_keys.update((msg.encryption_key, msg.mask_key))
         self._keys[cid] = m.PeerKeys(client_id=cid, encryption_key=msg.encryption_key, mask_key=msg.mask_key)
 
@@ -250,12 +263,14 @@ class SecAggPlusServer:
         ids = np.array(u1, dtype=np.int64)
         enc = np.frombuffer(b"".join(self._keys[u].encryption_key for u in u1), np.uint8).reshape(-1, 32)
         msk = np.frombuffer(b"".join(self._keys[u].mask_key for u in u1), np.uint8).reshape(-1, 32)
+        sig = np.frombuffer(b"".join(self._signatures.get(u, b"") for u in u1), np.uint8).reshape(len(u1), -1)
         self._outbox = {}
         for i, u in enumerate(u1):
             nbrs = np.array(graph[i], dtype=np.int64)
             self._graph[u] = ids[nbrs]
             self._outbox[u] = m.ShareKeysRequest(round_id=self.config.round_id, neighbour_ids=ids[nbrs],
-                                                 encryption_keys=enc[nbrs].tobytes(), mask_keys=msk[nbrs].tobytes())
+                                                 encryption_keys=enc[nbrs].tobytes(), mask_keys=msk[nbrs].tobytes(),
+                                                 signatures=sig[nbrs].tobytes())
 
     def _close_share_keys(self) -> None:
         u2 = set(self._answered)
@@ -300,12 +315,39 @@ class SecAggPlusServer:
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - u3 if self._mask_peers[d] & u3})
         self._fail_if_short(needs, "too few clients remain to recover the masks")
-        self._outbox = {
-            u: m.UnmaskRequest(round_id=self.config.round_id,
-                               survivors=m.ids(sorted(self._mask_peers[u] & u3)),
-                               dropped=m.ids(sorted(self._mask_peers[u] - u3)))
-            for u in sorted(holders)
-        }
+        if self.config.authenticated:
+            everyone = m.ids(sorted(u3))
+            self._signatures = {}
+            self._outbox = {u: m.ConsistencyRequest(round_id=self.config.round_id, survivors=everyone)
+                            for u in sorted(holders)}
+        else:
+            self._outbox = self._unmask_requests(holders)
+
+    def _unmask_requests(self, holders: frozenset[int]) -> dict[int, object]:
+        u3, signers = self._u3, sorted(self._signatures)
+        out: dict[int, object] = {}
+        for u in sorted(holders):
+            mine = [v for v in signers if v in self._mask_peers[u]]
+            out[u] = m.UnmaskRequest(round_id=self.config.round_id,
+                                     survivors=m.ids(sorted(self._mask_peers[u] & u3)),
+                                     dropped=m.ids(sorted(self._mask_peers[u] - u3)),
+                                     signers=m.ids(mine),
+                                     signatures=b"".join(self._signatures[v] for v in mine))
+        return out
+
+    def _on_consistency(self, cid: int, msg: m.ConsistencySignature) -> None:
+        payload = _crypto.survivors_payload(self.config.round_id, m.ids(sorted(self._u3)))
+        if not _crypto.verify_signature(self._identities[cid], msg.signature, payload):
+            raise RemoteProtocolError(cid, "its signature of the survivor set does not verify")
+        self._signatures[cid] = msg.signature
+
+    def _close_consistency(self) -> None:
+        holders = frozenset(self._answered) - self._gone
+        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in self._u3}
+        needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
+                      for d in self._u2 - self._u3 if self._mask_peers[d] & self._u3})
+        self._fail_if_short(needs, "too few clients signed the survivor set to recover the masks")
+        self._outbox = self._unmask_requests(holders)
 
     def _collect(self, kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Per owner: the share points (sorted) and the shares received for them."""

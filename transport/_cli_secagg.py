@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="neighbours K per client, or 'all' for the complete graph (default)")
     p.add_argument("--threshold", type=int, default=None, help="shares T needed to recover a secret")
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, dropouts and the graph")
+    p.add_argument("--authenticated", action="store_true",
+                   help="signed keys and a consistency check (protects against a malicious server)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_run)
 
@@ -60,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = ProgressBar()
     result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
-                             seed=args.seed, progress=progress)
+                             seed=args.seed, authenticated=args.authenticated, progress=progress)
     summary = result.to_dict()
     if args.json:
         print(json.dumps(summary))
