@@ -21,7 +21,7 @@ from secagg import _crypto, _shamir
 from secagg import _messages as m
 from secagg._backend import check_vector
 from secagg._errors import InvalidCiphertext, LocalProtocolError, RemoteProtocolError
-from secagg._quantize import Quantizer
+from secagg._quantize import Quantizer, word_dtype
 from secagg._stages import CLIENT_EXPECTS, ClientStage, next_client_stage
 
 __all__ = ["SecAggPlusClient", "self_mask_commitment", "share_point"]
@@ -43,13 +43,20 @@ def self_mask_commitment(seed: bytes, round_id: int, owner: int) -> bytes:
 
 
 class SecAggPlusClient:
-    """One client's side of a SecAgg+ round over a float vector and an integer weight."""
+    """One client's side of a SecAgg+ round over a float vector and an integer weight.
+
+    In rounds with ``encoding="words"`` the client brings its own ``words`` (unsigned
+    integers below ``2^modulus_bits``, already encoded by a layer above, for example a
+    distributed-DP mechanism) instead of a float ``vector``; the sum wraps modulo
+    ``2^modulus_bits`` and decoding it is that layer's business.
+    """
 
     def __init__(
         self,
         *,
         client_id: int,
-        vector: np.ndarray,
+        vector: np.ndarray | None = None,
+        words: np.ndarray | None = None,
         weight: int,
         rng: np.random.Generator,
         keys: tuple[_crypto.KeyPair, _crypto.KeyPair] | None = None,
@@ -60,7 +67,12 @@ class SecAggPlusClient:
         if (identity is None) != (peer_identities is None):
             raise ValueError("identity and peer_identities must be given together")
         self.client_id = client_id
-        self._vector: np.ndarray | None = check_vector(vector)
+        if (vector is None) == (words is None):
+            raise ValueError("give exactly one of vector (floats) and words (encoded integers)")
+        if words is not None and (words.ndim != 1 or words.dtype.kind != "u"):
+            raise ValueError(f"words must be a one-dimensional unsigned array, got {words.dtype} {words.shape}")
+        self._vector: np.ndarray | None = check_vector(vector) if vector is not None else None
+        self._words = words
         self._weight = weight
         self._rng = rng
         self._identity = identity
@@ -116,21 +128,13 @@ class SecAggPlusClient:
 
     def _advertise(self, msg: m.AdvertiseRequest) -> m.AdvertiseKeys:
         cfg = msg.config
-        assert self._vector is not None
-        if cfg.dim != self._vector.shape[0]:
-            raise self._refuse(f"round dimension {cfg.dim} but the update has {self._vector.shape[0]}")
-        try:
-            quantizer = Quantizer(num_clients=cfg.num_clients, clip=cfg.clip, scale=cfg.scale,
-                                  modulus_bits=cfg.modulus_bits, max_weight=cfg.max_weight)
-            self.quantized = quantizer.quantize(self._vector, self._weight, self._rng)
-        except ValueError as exc:  # overflow-prone config or a weight above max_weight
-            raise self._refuse(str(exc)) from None
+        self.quantized = self._encode(cfg)
         if self._identity is not None and not cfg.authenticated:
             raise self._refuse("it holds an identity key and only joins authenticated rounds")
         if cfg.authenticated and self._identity is None:
             raise self._refuse("the round is authenticated but the client has no identity key")
         self.config = cfg
-        self._vector = None
+        self._vector = self._words = None
         enc, mask = self._enc.public_bytes, self._mask.public_bytes
         signature = b"" if self._identity is None else _crypto.sign(
             self._identity, _crypto.advertised_payload(cfg.round_id, self.client_id, enc, mask))
@@ -239,6 +243,28 @@ class SecAggPlusClient:
                               mask_key_owners=ko, mask_key_shares=ks)
 
     # -- helpers --------------------------------------------------------------
+
+    def _encode(self, cfg: m.RoundConfig) -> np.ndarray:
+        have = self._words if self._words is not None else self._vector
+        assert have is not None
+        if cfg.dim != have.shape[0]:
+            raise self._refuse(f"round dimension {cfg.dim} but the update has {have.shape[0]}")
+        if (cfg.encoding == "words") != (self._words is not None):
+            raise self._refuse(f"round encoding is {cfg.encoding!r} but the client holds "
+                               f"{'words' if self._words is not None else 'a float vector'}")
+        if self._words is not None:
+            if not 1 <= self._weight <= cfg.max_weight:
+                raise self._refuse(f"weight {self._weight} is outside 1..{cfg.max_weight}")
+            dtype = word_dtype(cfg.modulus_bits)
+            if cfg.modulus_bits < 64 and self._words.size and int(self._words.max()) >> cfg.modulus_bits:
+                raise self._refuse(f"words do not fit in {cfg.modulus_bits} bits")
+            return np.append(self._words.astype(dtype), dtype.type(self._weight))
+        try:
+            quantizer = Quantizer(num_clients=cfg.num_clients, clip=cfg.clip, scale=cfg.scale,
+                                  modulus_bits=cfg.modulus_bits, max_weight=cfg.max_weight)
+            return quantizer.quantize(have, self._weight, self._rng)
+        except ValueError as exc:  # overflow-prone config or a weight above max_weight
+            raise self._refuse(str(exc)) from None
 
     def _verify_advertised(self, msg: m.ShareKeysRequest, peers: dict[int, m.PeerKeys], round_id: int) -> None:
         if not msg.signatures:

@@ -61,6 +61,7 @@ class RoundConfig:
     modulus_bits: int
     max_weight: int
     authenticated: bool = False  # signed keys and a consistency check (malicious server)
+    encoding: str = "quantize"  # or "words": clients bring their own words modulo 2^modulus_bits
 
     def __post_init__(self) -> None:
         if self.num_clients < 2:
@@ -75,6 +76,8 @@ class RoundConfig:
             raise ValueError("clip and scale must be positive numbers")
         if not 2 <= self.modulus_bits <= 64 or self.max_weight < 1:
             raise ValueError("modulus_bits must be in 2..64 and max_weight >= 1")
+        if self.encoding not in ("quantize", "words"):
+            raise ValueError(f"encoding must be 'quantize' or 'words', got {self.encoding!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

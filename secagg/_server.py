@@ -31,7 +31,7 @@ from secagg._errors import (
     RemoteProtocolError,
 )
 from secagg._graph import harary_graph
-from secagg._quantize import Quantizer
+from secagg._quantize import Quantizer, word_dtype
 from secagg._recovery import recover_secrets
 from secagg._stages import SERVER_EXPECTS, ServerStage, next_server_stage
 
@@ -54,8 +54,10 @@ class SecAggPlusServer:
         self.config = config
         self._identities = dict(identities or {})
         self._signatures: dict[int, bytes] = {}  # advertised-key signatures, then survivor-set ones
+        # In "words" rounds the clients encode; the modular sum is the result.
         self.quantizer = Quantizer(num_clients=config.num_clients, clip=config.clip, scale=config.scale,
-                                   modulus_bits=config.modulus_bits, max_weight=config.max_weight)
+                                   modulus_bits=config.modulus_bits, max_weight=config.max_weight) \
+            if config.encoding == "quantize" else None
         self._rng = rng
         self._stage = ServerStage.ADVERTISE_KEYS
         self._expected: set[int] = set(client_ids)
@@ -73,7 +75,7 @@ class SecAggPlusServer:
         self._mask_peers: dict[int, frozenset[int]] = {}
         self._u2: frozenset[int] = frozenset()
         self._u3: frozenset[int] = frozenset()
-        self._sum = np.zeros(config.dim + 1, dtype=self.quantizer.dtype)
+        self._sum = np.zeros(config.dim + 1, dtype=word_dtype(config.modulus_bits))
         # per kind: (holder, owners, shares) of every unmask answer
         self._shares: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {k: [] for k in _KINDS}
         self._handlers: dict[ServerStage, Callable[[int, object], None]] = {
@@ -164,12 +166,18 @@ class SecAggPlusServer:
     def result(self) -> AggregateResult:
         """The dequantised weighted sum of the survivors.
 
+        In ``"words"`` rounds ``weighted_sum`` holds the modular sum of the words as
+        floats (exact below 2^53); decode :meth:`result_words` for anything else.
+
         Raises:
             LocalProtocolError: the round has not finished.
             RecoveryError: the round failed (the same error as :attr:`failure`).
         """
         words = self.result_words()
-        weighted_sum, weight = self.quantizer.dequantize(words)
+        if self.quantizer is None:
+            weighted_sum, weight = words[:-1].astype(np.float64), float(words[-1])
+        else:
+            weighted_sum, weight = self.quantizer.dequantize(words)
         return AggregateResult(weighted_sum=weighted_sum, total_weight=weight,
                                contributors=self.survivors, dropped=tuple(sorted(self.dropped_at)))
 

@@ -193,9 +193,13 @@ def simulate(
     total = time.perf_counter() - start
 
     contributors = np.array(result.contributors, dtype=np.int64)
-    clip = float(getattr(backend, "clip", np.inf))
-    expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
-        if contributors.size else np.zeros(dim)
+    if getattr(backend, "encoding", "quantize") == "words":  # clients' own words, summed modulo 2^b
+        total = inputs[contributors].astype(np.uint64).sum(axis=0, dtype=np.uint64)
+        expected = (total % np.uint64(1 << int(getattr(backend, "modulus_bits", 64)))).astype(np.float64)
+    else:
+        clip = float(getattr(backend, "clip", np.inf))
+        expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
+            if contributors.size else np.zeros(dim)
     error = float(np.max(np.abs(result.weighted_sum - expected))) if dim else 0.0
     who = contributors if contributors.size else np.arange(clients)
     config = getattr(server, "config", None)
