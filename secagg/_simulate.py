@@ -195,7 +195,8 @@ def simulate(
     contributors = np.array(result.contributors, dtype=np.int64)
     if getattr(backend, "encoding", "quantize") == "words":  # clients' own words, summed modulo 2^b
         total = inputs[contributors].astype(np.uint64).sum(axis=0, dtype=np.uint64)
-        expected = (total % np.uint64(1 << int(getattr(backend, "modulus_bits", 64)))).astype(np.float64)
+        bits = int(getattr(backend, "modulus_bits", 64))
+        expected = (total if bits == 64 else total % np.uint64(1 << bits)).astype(np.float64)
     else:
         clip = float(getattr(backend, "clip", np.inf))
         expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
