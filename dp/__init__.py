@@ -4,4 +4,43 @@ The core (mechanisms, clipping, accounting) is pure and imports nothing from
 :mod:`secagg` or :mod:`transport`.
 """
 
-__all__: list[str] = []
+from dp._clipping import (
+    AdaptiveClipConfig,
+    AdaptiveClipper,
+    AdaptiveClipResult,
+    ClipResult,
+    adaptive_clip,
+    clip_l2,
+    clip_l2_per_layer,
+    next_clip,
+    update_noise_multiplier,
+)
+from dp._errors import DPError, DPValueError
+from dp._mechanisms import (
+    discrete_gaussian_noise,
+    discrete_laplace_noise,
+    gaussian_noise,
+    laplace_noise,
+    secure_generator,
+    skellam_noise,
+)
+
+__all__: list[str] = [
+    "DPError",
+    "DPValueError",
+    "secure_generator",
+    "gaussian_noise",
+    "laplace_noise",
+    "discrete_laplace_noise",
+    "discrete_gaussian_noise",
+    "skellam_noise",
+    "ClipResult",
+    "clip_l2",
+    "clip_l2_per_layer",
+    "AdaptiveClipConfig",
+    "AdaptiveClipResult",
+    "AdaptiveClipper",
+    "adaptive_clip",
+    "next_clip",
+    "update_noise_multiplier",
+]
