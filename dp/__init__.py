@@ -15,6 +15,26 @@ from dp._clipping import (
     next_clip,
     update_noise_multiplier,
 )
+from dp._distributed import (
+    DistributedDPConfig,
+    Mechanism,
+    conditional_round,
+    decode_sum,
+    distributed_epsilon,
+    distributed_rdp,
+    encode_client,
+    noise_std_target,
+    rounding_std_bound,
+    wrap_probability_bound,
+)
+from dp._distributed_rdp import (
+    DEFAULT_ORDERS,
+    dgauss_sum_rdp,
+    rdp_to_epsilon,
+    rounded_l1_bound,
+    rounded_l2_bound,
+    skellam_rdp,
+)
 from dp._errors import DPError, DPValueError
 from dp._mechanisms import (
     discrete_gaussian_noise,
@@ -43,4 +63,20 @@ __all__: list[str] = [
     "adaptive_clip",
     "next_clip",
     "update_noise_multiplier",
+    "Mechanism",
+    "DistributedDPConfig",
+    "encode_client",
+    "decode_sum",
+    "conditional_round",
+    "noise_std_target",
+    "rounding_std_bound",
+    "wrap_probability_bound",
+    "distributed_rdp",
+    "distributed_epsilon",
+    "DEFAULT_ORDERS",
+    "rounded_l2_bound",
+    "rounded_l1_bound",
+    "dgauss_sum_rdp",
+    "skellam_rdp",
+    "rdp_to_epsilon",
 ]
