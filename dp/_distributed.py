@@ -71,6 +71,7 @@ __all__ = [
 Mechanism = Literal["dgauss", "skellam"]
 _MIN_LOCAL_STD = 0.5  # KLS's analysis needs sigma >= 1/2; below it the grid dominates
 _MAX_ROUNDING_TRIES = 1000
+_MAX_SKELLAM_MU = 1e18  # NumPy's Poisson sampler limit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,8 +100,9 @@ class DistributedDPConfig:
             ``max_clients < expected_clients``, a non-positive or non-finite
             ``clip``/``noise_multiplier``, ``beta`` outside [0, 1), ``wrap_prob``
             outside (0, 1), an unknown mechanism or norm growth, ``bits`` outside
-            [2, 62], or ``bits`` too small for the noise and the number of clients
-            (the message says how many bits would do).
+            [2, 62], ``bits`` too small for the noise and the number of clients
+            (the message says how many bits would do), or, for skellam, so large
+            that a noise share's variance exceeds 1e18.
     """
 
     dim: int
@@ -148,6 +150,12 @@ class DistributedDPConfig:
                 f"bits={self.bits} is too small for noise_multiplier={self.noise_multiplier} with "
                 f"{self.client_bound} clients at wrap_prob={self.wrap_prob:g}: each client's noise "
                 f"share would have std {local:.3g} < {_MIN_LOCAL_STD} grid steps ({hint})"
+            )
+        if self.mechanism == "skellam" and local * local > _MAX_SKELLAM_MU:
+            raise DPValueError(
+                f"bits={self.bits} is too large for skellam: each client's share would have "
+                f"variance {local * local:.3g} > {_MAX_SKELLAM_MU:g}, beyond exact Poisson "
+                f"sampling; lower bits"
             )
         gamma = _choose_gamma(self, self.bits, d)
         object.__setattr__(self, "padded_dim", d)

@@ -100,7 +100,10 @@ def dgauss_sum_rdp(
     RDP(alpha) is the minimum of ``alpha/2 s2^2 + tau dim``,
     ``alpha/2 (s2^2 + 2 s1 tau + tau^2 dim)`` and ``alpha/2 (s2 + sqrt(dim) tau)^2``
     (KLS 2021). With one client tau = 0 and this is the exact discrete Gaussian
-    bound ``alpha l2^2 / (2 sigma^2)``.
+    bound ``alpha l2^2 / (2 sigma^2)`` (Canonne, Kamath, Steinke 2020), valid at
+    every order. With several clients a fractional order alpha is evaluated at
+    ``ceil(alpha)`` (an upper bound, RDP grows with the order), so the result is
+    sound whether or not the bound is read as holding only at integer orders.
 
     Raises:
         DPValueError: an order is not finite and > 1; ``sigma`` <= 0; ``l2`` or
@@ -109,6 +112,8 @@ def dgauss_sum_rdp(
     a = _orders(orders)
     s = check_positive("sigma", sigma)
     m = check_int("num_clients", num_clients, minimum=1)
+    if m > 1:
+        a = np.ceil(a)
     d = check_int("dim", dim, minimum=1)
     s2 = check_nonnegative("l2", l2) / (math.sqrt(m) * s)
     s1 = check_nonnegative("l1", l1) / (math.sqrt(m) * s)
@@ -145,9 +150,11 @@ def rdp_to_epsilon(
 ) -> tuple[float, float]:
     """The smallest epsilon over the orders, and the order that gives it.
 
-    Uses Balle et al. 2020 (Proposition 12):
-    ``eps = rdp + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha - 1)``,
-    clamped at 0. Infinite RDP values are skipped (epsilon is infinite if all are).
+    Uses Balle et al. 2020 (Proposition 12), as dp_accounting does:
+    ``eps = rdp + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha - 1)`` for
+    orders above 1.01 (the bound is numerically unstable below), epsilon 0 where
+    ``delta^2 > 1 - exp(-rdp)`` (Pinsker-type bound via the KL divergence), clamped
+    at 0. Infinite RDP values give infinite candidates.
 
     Raises:
         DPValueError: ``delta`` not in (0, 1); an order is not finite and > 1;
@@ -161,7 +168,10 @@ def rdp_to_epsilon(
         raise DPValueError(f"rdp must have one value per order ({a.shape[0]}), got {r.shape}")
     if np.any(np.isnan(r)) or np.any(r < 0):
         raise DPValueError("rdp must hold non-negative numbers (inf allowed)")
-    eps = r + np.log1p(-1.0 / a) - (math.log(d) + np.log(a)) / (a - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = r + np.log1p(-1.0 / a) - (math.log(d) + np.log(a)) / (a - 1.0)
+    eps = np.where(a > 1.01, eps, np.inf)
+    eps = np.where(d * d + np.expm1(-r) > 0.0, 0.0, eps)
     best = int(np.argmin(eps))
     return max(0.0, float(eps[best])), float(a[best])
 

@@ -19,7 +19,7 @@ import secrets
 import numpy as np
 
 from dp._argcheck import Size, check_positive, check_rng, check_size
-from dp._errors import DPValueError
+from dp._errors import DPError, DPValueError
 
 __all__ = [
     "secure_generator",
@@ -112,6 +112,8 @@ def discrete_gaussian_noise(rng: np.random.Generator, *, sigma: float, size: Siz
     Raises:
         TypeError: ``rng`` is not a Generator.
         DPValueError: ``sigma`` is not finite and > 0, or ``size`` is not a shape.
+        DPError: 10,000 batch rounds did not fill ``size`` (never happens with a
+            working generator: each round accepts a fixed fraction).
     """
     check_rng(rng)
     s = check_positive("sigma", sigma)
@@ -133,7 +135,7 @@ def discrete_gaussian_noise(rng: np.random.Generator, *, sigma: float, size: Siz
         filled += got.shape[0]
     if filled == n:  # pragma: no cover - filled on the last round
         return out.reshape(shape)
-    raise RuntimeError("discrete Gaussian sampler did not converge")  # pragma: no cover
+    raise DPError("discrete Gaussian sampler did not converge")  # pragma: no cover
 
 
 def skellam_noise(rng: np.random.Generator, *, mu: float, size: Size) -> np.ndarray:

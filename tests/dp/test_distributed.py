@@ -299,3 +299,39 @@ def test_wrap_bound_and_negative_totals() -> None:
     np.testing.assert_array_equal(a, b)
     # -1 at one coordinate is a spike of -gamma, spread evenly: 250 of 256 entries kept.
     np.testing.assert_allclose(np.abs(a), cfg.gamma / 16)
+
+
+def test_rdp_to_epsilon_edge_cases() -> None:
+    eps, _ = dp.rdp_to_epsilon([1.005, 2.0], [0.0, 1e-12], delta=1e-5)
+    assert eps == 0.0  # delta^2 > 1 - exp(-rdp): the KL bound already gives epsilon 0
+    eps, _ = dp.rdp_to_epsilon([1.005, 2.0], [0.5, np.inf], delta=1e-5)
+    assert eps == np.inf  # order 1.005 is below the stable range, order 2 is infinite
+    # dgauss with several clients evaluates fractional orders at the next integer.
+    kw = {"l2": 3.0, "l1": 9.0, "sigma": 2.0, "num_clients": 5, "dim": 64}
+    assert dp.dgauss_sum_rdp([2.2], **kw)[0] == dp.dgauss_sum_rdp([3.0], **kw)[0]
+
+
+def test_skellam_refuses_bits_beyond_exact_poisson_sampling() -> None:
+    with pytest.raises(dp.DPValueError, match="too large for skellam"):
+        _cfg(mechanism="skellam", bits=60)
+    assert _cfg(mechanism="dgauss", bits=60).local_std > 1e9
+
+
+@pytest.mark.parametrize("mech", MECHS)
+def test_aligned_clients_at_the_smallest_allowed_bits_do_not_wrap(mech: str) -> None:
+    # The worst case for the modulus: every client sends the same vector of norm c,
+    # concentrated on one coordinate (the rotation must spread it).
+    with pytest.raises(dp.DPValueError, match=r"bits >= (\d+) would do") as info:
+        _cfg(mechanism=mech, bits=4)
+    bits = int(info.value.args[0].rsplit("bits >= ", 1)[1].split()[0])
+    cfg = _cfg(mechanism=mech, bits=bits)
+    x = np.zeros(250)
+    x[17] = 1.0
+    xs = np.tile(x, (20, 1))
+    rng = np.random.default_rng(12)
+    out = _run(cfg, xs, 77, rng)
+    err = out - xs.sum(0)
+    assert np.max(np.abs(err)) < 6 * math.hypot(
+        dp.noise_std_target(cfg, num_clients=20), dp.rounding_std_bound(cfg, num_clients=20)
+    )
+    assert out[17] == pytest.approx(20.0, abs=6.0)
