@@ -30,6 +30,7 @@ from dp._distributed import (
 from dp._distributed_rdp import (
     DEFAULT_ORDERS,
     dgauss_sum_rdp,
+    dgauss_sum_rdp_worst,
     rdp_to_epsilon,
     rounded_l1_bound,
     rounded_l2_bound,
@@ -77,6 +78,7 @@ __all__: list[str] = [
     "rounded_l2_bound",
     "rounded_l1_bound",
     "dgauss_sum_rdp",
+    "dgauss_sum_rdp_worst",
     "skellam_rdp",
     "rdp_to_epsilon",
 ]

@@ -46,6 +46,7 @@ from dp._clipping import clip_l2
 from dp._distributed_rdp import (
     DEFAULT_ORDERS,
     dgauss_sum_rdp,
+    dgauss_sum_rdp_worst,
     rdp_to_epsilon,
     rounded_l1_bound,
     rounded_l2_bound,
@@ -315,25 +316,36 @@ def distributed_rdp(
 ) -> np.ndarray:
     """Per-round RDP at ``orders`` of the distributed mechanism, honest about dropouts.
 
-    Accounts for ``num_survivors`` (default ``cfg.min_clients``) noise shares and
-    for the rounding's inflation of the sensitivity: Delta2 = ``cfg.l2_bound`` and
+    By default this is the worst case over every number of survivors the
+    protocol can unmask, ``cfg.min_clients`` to ``cfg.client_bound``: for
+    ``skellam`` that is ``min_clients`` (the least noise); for ``dgauss`` the KLS
+    tau term grows with the number of summed discrete Gaussians, so the maximum is
+    taken over the whole range. Pass ``num_survivors`` for one exact count.
+
+    Sensitivity includes the rounding: Delta2 = ``cfg.l2_bound`` and
     Delta1 = ``Delta2 min(sqrt(d), Delta2)`` in integer units, d the padded
-    dimension (add/remove-one-client adjacency). ``dgauss``: KLS 2021 with the tau
-    term; ``skellam``: ALK 2021 with variance ``num_survivors * local_std^2``.
-    Composition over rounds adds RDP (multiply by the number of rounds); client
-    sampling amplification is not applied.
+    dimension, for add/remove-one-client adjacency (replace-one doubles both).
+    ``dgauss``: KLS 2021 with the tau term; ``skellam``: ALK 2021 with variance
+    ``survivors * local_std^2``. Composition over rounds adds RDP (multiply by the
+    number of rounds); no amplification by client sampling is applied.
 
     Raises:
         DPValueError: a bad order, or ``num_survivors`` < 1.
     """
-    m = cfg.min_clients if num_survivors is None else check_int("num_survivors", num_survivors, minimum=1)
     l2 = cfg.l2_bound
     l1 = rounded_l1_bound(l2=l2, dim=cfg.padded_dim)
+    d = cfg.padded_dim
+    if num_survivors is not None:
+        m = check_int("num_survivors", num_survivors, minimum=1)
+        if cfg.mechanism == "dgauss":
+            return dgauss_sum_rdp(orders, l2=l2, l1=l1, sigma=cfg.local_std, num_clients=m, dim=d)
+        return skellam_rdp(orders, l2=l2, l1=l1, mu=m * cfg.local_std**2)
     if cfg.mechanism == "dgauss":
-        return dgauss_sum_rdp(
-            orders, l2=l2, l1=l1, sigma=cfg.local_std, num_clients=m, dim=cfg.padded_dim
+        return dgauss_sum_rdp_worst(
+            orders, l2=l2, l1=l1, sigma=cfg.local_std, min_clients=cfg.min_clients,
+            max_clients=cfg.client_bound, dim=d,
         )
-    return skellam_rdp(orders, l2=l2, l1=l1, mu=m * cfg.local_std**2)
+    return skellam_rdp(orders, l2=l2, l1=l1, mu=cfg.min_clients * cfg.local_std**2)
 
 
 def distributed_epsilon(

@@ -37,6 +37,7 @@ __all__ = [
     "rounded_l2_bound",
     "rounded_l1_bound",
     "dgauss_sum_rdp",
+    "dgauss_sum_rdp_worst",
     "skellam_rdp",
     "rdp_to_epsilon",
 ]
@@ -112,17 +113,56 @@ def dgauss_sum_rdp(
     a = _orders(orders)
     s = check_positive("sigma", sigma)
     m = check_int("num_clients", num_clients, minimum=1)
-    if m > 1:
-        a = np.ceil(a)
     d = check_int("dim", dim, minimum=1)
-    s2 = check_nonnegative("l2", l2) / (math.sqrt(m) * s)
-    s1 = check_nonnegative("l1", l1) / (math.sqrt(m) * s)
-    k = np.arange(1, m, dtype=np.float64)
-    tau = 10.0 * float(np.sum(np.exp(-2.0 * math.pi**2 * s * s * k / (k + 1.0))))
-    t1 = a / 2.0 * s2 * s2 + tau * d
-    t2 = a / 2.0 * (s2 * s2 + 2.0 * s1 * tau + tau * tau * d)
-    t3 = a / 2.0 * (s2 + math.sqrt(d) * tau) ** 2
-    return np.minimum(np.minimum(t1, t2), t3)
+    l2v, l1v = check_nonnegative("l2", l2), check_nonnegative("l1", l1)
+    return _dgauss_rdp_rows(a, l2v, l1v, s, np.array([m]), d)[0]
+
+
+def dgauss_sum_rdp_worst(
+    orders: Sequence[float] | np.ndarray,
+    *,
+    l2: float,
+    l1: float,
+    sigma: float,
+    min_clients: int,
+    max_clients: int,
+    dim: int,
+) -> np.ndarray:
+    """The largest :func:`dgauss_sum_rdp` over every client count in the range.
+
+    Fewer clients mean less noise, but more clients mean a larger tau (the sum of
+    discrete Gaussians drifts from a discrete Gaussian), so with small per-client
+    sigma the worst case is not always the fewest clients. This takes the maximum
+    per order over all counts in ``[min_clients, max_clients]`` (vectorised).
+
+    Raises:
+        DPValueError: as :func:`dgauss_sum_rdp`, or ``max_clients < min_clients``.
+    """
+    a = _orders(orders)
+    s = check_positive("sigma", sigma)
+    lo = check_int("min_clients", min_clients, minimum=1)
+    hi = check_int("max_clients", max_clients, minimum=lo)
+    d = check_int("dim", dim, minimum=1)
+    l2v, l1v = check_nonnegative("l2", l2), check_nonnegative("l1", l1)
+    rows = _dgauss_rdp_rows(a, l2v, l1v, s, np.arange(lo, hi + 1), d)
+    return np.asarray(rows.max(axis=0))
+
+
+def _dgauss_rdp_rows(
+    a: np.ndarray, l2: float, l1: float, s: float, ms: np.ndarray, d: int
+) -> np.ndarray:
+    """KLS 2021 RDP, one row per client count in ``ms`` (ascending, >= 1)."""
+    k = np.arange(1, int(ms.max()), dtype=np.float64)
+    steps = np.exp(-2.0 * math.pi**2 * s * s * k / (k + 1.0))
+    tau_of = 10.0 * np.concatenate(([0.0], np.cumsum(steps)))  # tau_of[m-1] = tau(m)
+    tau = tau_of[ms - 1][:, None]
+    orders = np.where(ms[:, None] > 1, np.ceil(a)[None, :], a[None, :])
+    root = np.sqrt(ms.astype(np.float64))[:, None] * s
+    s2, s1 = l2 / root, l1 / root
+    t1 = orders / 2.0 * s2 * s2 + tau * d
+    t2 = orders / 2.0 * (s2 * s2 + 2.0 * s1 * tau + tau * tau * d)
+    t3 = orders / 2.0 * (s2 + math.sqrt(d) * tau) ** 2
+    return np.asarray(np.minimum(np.minimum(t1, t2), t3))
 
 
 def skellam_rdp(

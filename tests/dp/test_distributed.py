@@ -335,3 +335,37 @@ def test_aligned_clients_at_the_smallest_allowed_bits_do_not_wrap(mech: str) -> 
         dp.noise_std_target(cfg, num_clients=20), dp.rounding_std_bound(cfg, num_clients=20)
     )
     assert out[17] == pytest.approx(20.0, abs=6.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mech=st.sampled_from(MECHS),
+    expected=st.integers(2, 400),
+    frac=st.floats(0.3, 1.0),
+    extra=st.integers(0, 50),
+    bits=st.integers(10, 24),
+    z=st.floats(0.3, 3.0),
+)
+def test_every_allowed_survivor_count_is_covered_by_the_reported_rdp(  # type: ignore[no-untyped-def]
+    mech, expected, frac, extra, bits, z
+) -> None:
+    lo = max(1, int(expected * frac))
+    try:
+        cfg = _cfg(mechanism=mech, expected_clients=expected, min_clients=lo,
+                   max_clients=expected + extra, bits=bits, noise_multiplier=z)
+    except dp.DPValueError as exc:
+        assert "bits" in str(exc)
+        return
+    reported = dp.distributed_rdp(cfg)
+    for m in {lo, (lo + cfg.client_bound) // 2, cfg.client_bound}:
+        assert np.all(dp.distributed_rdp(cfg, num_survivors=m) <= reported * (1 + 1e-12))
+
+
+def test_dgauss_worst_case_is_not_always_the_fewest_clients() -> None:
+    # Small per-client sigma: the tau term grows with the number of clients.
+    kw = {"l2": 5.0, "l1": 25.0, "sigma": 0.5, "dim": 64}
+    few = dp.dgauss_sum_rdp([2.0], num_clients=10, **kw)[0]
+    many = dp.dgauss_sum_rdp([2.0], num_clients=40, **kw)[0]
+    assert many > few
+    worst = dp.dgauss_sum_rdp_worst([2.0], min_clients=10, max_clients=40, **kw)[0]
+    assert worst == pytest.approx(max(few, many, *(dp.dgauss_sum_rdp([2.0], num_clients=m, **kw)[0] for m in range(10, 41))))
