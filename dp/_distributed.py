@@ -299,6 +299,11 @@ def wrap_probability_bound(cfg: DistributedDPConfig, *, num_clients: int | None 
 
     For ``num_clients`` summed inputs (default ``cfg.client_bound``) under the
     config's ``norm_growth`` model; at the default it is at most ``cfg.wrap_prob``.
+    Rounding errors are bounded (proxy 1/4 each) and discrete Gaussians are
+    sub-Gaussian; Skellam shares are treated as sub-Gaussian with their variance,
+    which is accurate for the large variances used here (its far tails are
+    sub-exponential). Wrapping is post-processing of a noised sum: it costs
+    accuracy, never privacy.
     """
     n = cfg.client_bound if num_clients is None else check_int("num_clients", num_clients, minimum=1)
     d = cfg.padded_dim
