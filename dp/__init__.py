@@ -28,10 +28,8 @@ from dp._distributed import (
     wrap_probability_bound,
 )
 from dp._distributed_rdp import (
-    DEFAULT_ORDERS,
     dgauss_sum_rdp,
     dgauss_sum_rdp_worst,
-    rdp_to_epsilon,
     rounded_l1_bound,
     rounded_l2_bound,
     skellam_rdp,
@@ -74,11 +72,9 @@ __all__: list[str] = [
     "wrap_probability_bound",
     "distributed_rdp",
     "distributed_epsilon",
-    "DEFAULT_ORDERS",
     "rounded_l2_bound",
     "rounded_l1_bound",
     "dgauss_sum_rdp",
     "dgauss_sum_rdp_worst",
     "skellam_rdp",
-    "rdp_to_epsilon",
 ]

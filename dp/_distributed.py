@@ -8,7 +8,7 @@ Client, :func:`encode_client`::
 
     x --clip L2 to c--> --pad to 2^k, rotate H D (public seed)--> --scale by 1/gamma-->
       --conditional stochastic rounding (retry until norm <= Delta2)-->
-      --+ noise share (N_Z(0, s^2) or Sk(0, s^2))--> --mod 2^bits--> uint32/uint64
+      --+ noise share (N_Z(0, s^2) or Sk(s^2/2, s^2/2))--> --mod 2^bits--> uint32/uint64
 
 Server, :func:`decode_sum`: reduce mod 2^bits, centre into [-2^(bits-1), 2^(bits-1)),
 multiply by gamma, rotate back with ``D H``, drop the padding.
@@ -103,7 +103,7 @@ class DistributedDPConfig:
             outside (0, 1), an unknown mechanism or norm growth, ``bits`` outside
             [2, 62], ``bits`` too small for the noise and the number of clients
             (the message says how many bits would do), or, for skellam, so large
-            that a noise share's variance exceeds 1e18.
+            that a noise share's variance exceeds 2e18.
     """
 
     dim: int
@@ -152,10 +152,10 @@ class DistributedDPConfig:
                 f"{self.client_bound} clients at wrap_prob={self.wrap_prob:g}: each client's noise "
                 f"share would have std {local:.3g} < {_MIN_LOCAL_STD} grid steps ({hint})"
             )
-        if self.mechanism == "skellam" and local * local > _MAX_SKELLAM_MU:
+        if self.mechanism == "skellam" and local * local / 2.0 > _MAX_SKELLAM_MU:
             raise DPValueError(
                 f"bits={self.bits} is too large for skellam: each client's share would have "
-                f"variance {local * local:.3g} > {_MAX_SKELLAM_MU:g}, beyond exact Poisson "
+                f"variance {local * local:.3g} > {2 * _MAX_SKELLAM_MU:g}, beyond exact Poisson "
                 f"sampling; lower bits"
             )
         gamma = _choose_gamma(self, self.bits, d)
@@ -205,7 +205,7 @@ def encode_client(
     if cfg.mechanism == "dgauss":
         ints += discrete_gaussian_noise(rng, sigma=cfg.local_std, size=ints.shape[0])
     else:
-        ints += skellam_noise(rng, mu=cfg.local_std**2, size=ints.shape[0])
+        ints += skellam_noise(rng, mu=cfg.local_std**2 / 2.0, size=ints.shape[0])
     wrapped = ints & np.int64((1 << cfg.bits) - 1)
     return wrapped.astype(cfg.dtype)
 
@@ -344,13 +344,13 @@ def distributed_rdp(
         m = check_int("num_survivors", num_survivors, minimum=1)
         if cfg.mechanism == "dgauss":
             return dgauss_sum_rdp(orders, l2=l2, l1=l1, sigma=cfg.local_std, num_clients=m, dim=d)
-        return skellam_rdp(orders, l2=l2, l1=l1, mu=m * cfg.local_std**2)
+        return skellam_rdp(orders, l2=l2, l1=l1, variance=m * cfg.local_std**2)
     if cfg.mechanism == "dgauss":
         return dgauss_sum_rdp_worst(
             orders, l2=l2, l1=l1, sigma=cfg.local_std, min_clients=cfg.min_clients,
             max_clients=cfg.client_bound, dim=d,
         )
-    return skellam_rdp(orders, l2=l2, l1=l1, mu=cfg.min_clients * cfg.local_std**2)
+    return skellam_rdp(orders, l2=l2, l1=l1, variance=cfg.min_clients * cfg.local_std**2)
 
 
 def distributed_epsilon(

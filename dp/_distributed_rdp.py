@@ -12,14 +12,15 @@ Sources (facts, not code):
   a sum of m independent N_Z(0, sigma^2) (Theorem 1 / Proposition 14), with
   ``tau = 10 * sum_{k=1}^{m-1} exp(-2 pi^2 sigma^2 k/(k+1))``.
 * Agarwal, Kairouz, Liu, "The Skellam Mechanism for Differentially Private
-  Federated Learning" (NeurIPS 2021), Corollary 3.6: for Sk(0, mu) noise and integer
-  order alpha > 1, ``eps(alpha) <= alpha D2^2/(2 mu) +
-  min(((2 alpha - 1) D2^2 + 6 D1)/(4 mu^2), 3 D1/(2 mu))``.
+  Federated Learning" (NeurIPS 2021), Corollary 3.6: for symmetric Skellam noise of
+  variance V and integer order alpha > 1, ``eps(alpha) <= alpha D2^2/(2 V) +
+  min(((2 alpha - 1) D2^2 + 6 D1)/(4 V^2), 3 D1/(2 V))``.
 * Balle, Barthe, Gaboardi, Hsu, Sato (AISTATS 2020): the RDP to (epsilon, delta)
   conversion used by dp_accounting and opacus.
 
-``rdp_to_epsilon`` duplicates what the accounting branch (dp-acct) provides; it is
-kept small and tested here, to be replaced by that one once merged.
+``rdp_to_epsilon`` and ``DEFAULT_ORDERS`` duplicate what the accounting branch
+(dp-acct: ``dp._rdp``) provides; they are kept small, tested and *not* re-exported
+from :mod:`dp` (the names would clash), to be replaced by those once merged.
 """
 
 from __future__ import annotations
@@ -166,19 +167,21 @@ def _dgauss_rdp_rows(
 
 
 def skellam_rdp(
-    orders: Sequence[float] | np.ndarray, *, l2: float, l1: float, mu: float
+    orders: Sequence[float] | np.ndarray, *, l2: float, l1: float, variance: float
 ) -> np.ndarray:
-    """RDP of adding Sk(0, mu) noise (variance ``mu``) per coordinate (ALK 2021).
+    """RDP of adding symmetric Skellam noise of ``variance`` per coordinate (ALK 2021).
+
+    ``variance`` is ``2 mu`` for Sk(mu, mu) = Poisson(mu) - Poisson(mu).
 
     The bound holds for integer orders; a fractional order alpha is evaluated at
     ``ceil(alpha)``, which is an upper bound because RDP grows with the order.
 
     Raises:
-        DPValueError: an order is not finite and > 1; ``mu`` <= 0; ``l2`` or
+        DPValueError: an order is not finite and > 1; ``variance`` <= 0; ``l2`` or
             ``l1`` < 0.
     """
     a = np.ceil(_orders(orders))
-    v = check_positive("mu", mu)
+    v = check_positive("variance", variance)
     d2 = check_nonnegative("l2", l2) ** 2
     d1 = check_nonnegative("l1", l1)
     extra = np.minimum(((2.0 * a - 1.0) * d2 + 6.0 * d1) / (4.0 * v * v), 3.0 * d1 / (2.0 * v))

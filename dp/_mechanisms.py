@@ -139,12 +139,13 @@ def discrete_gaussian_noise(rng: np.random.Generator, *, sigma: float, size: Siz
 
 
 def skellam_noise(rng: np.random.Generator, *, mu: float, size: Size) -> np.ndarray:
-    """Samples of the symmetric Skellam law Sk(0, mu) as int64: variance ``mu``.
+    """Samples of the symmetric Skellam law Sk(mu, mu) as int64: variance ``2 mu``.
 
-    Following Agarwal, Kairouz and Liu (NeurIPS 2021), Sk(0, mu) is
-    ``Poisson(mu/2) - Poisson(mu/2)`` with independent Poissons. Sums of independent
-    Skellams are Skellam with the variances added, which is what makes it a
-    distributed mechanism.
+    Sk(mu, mu) is ``Poisson(mu) - Poisson(mu)`` with independent Poissons, the
+    parameterisation of :class:`dp.Skellam` events (Agarwal, Kairouz and Liu,
+    NeurIPS 2021, write the same law as Sk(0, 2 mu) by its variance). Sums of
+    independent Skellams are Skellam with the ``mu`` added, which is what makes it
+    a distributed mechanism.
 
     Raises:
         TypeError: ``rng`` is not a Generator.
@@ -156,8 +157,7 @@ def skellam_noise(rng: np.random.Generator, *, mu: float, size: Size) -> np.ndar
     if m > 1e18:
         raise DPValueError(f"mu must be <= 1e18 (NumPy's Poisson limit), got {mu!r}")
     shape = check_size(size)
-    lam = m / 2.0
-    return rng.poisson(lam, shape).astype(np.int64) - rng.poisson(lam, shape).astype(np.int64)
+    return rng.poisson(m, shape).astype(np.int64) - rng.poisson(m, shape).astype(np.int64)
 
 
 def _dlap(rng: np.random.Generator, t: float, shape: tuple[int, ...]) -> np.ndarray:

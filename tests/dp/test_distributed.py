@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dp
+from dp._distributed_rdp import DEFAULT_ORDERS, rdp_to_epsilon
 from dp._rotation import fwht, padded_dim, rotate, rotation_signs, unrotate
 
 MECHS = ["dgauss", "skellam"]
@@ -188,33 +189,33 @@ def test_rounded_l2_bound_formula() -> None:
 def test_rdp_to_epsilon_known_value() -> None:
     # dp_accounting's test: constant RDP 1.1 over orders 2..32 at delta 1e-5.
     orders = np.arange(2, 33)
-    eps, order = dp.rdp_to_epsilon(orders, np.full(31, 1.1), delta=1e-5)
+    eps, order = rdp_to_epsilon(orders, np.full(31, 1.1), delta=1e-5)
     assert eps == pytest.approx(1.32783806176, abs=1e-9)
     assert order == 32.0
     with pytest.raises(dp.DPValueError, match="delta"):
-        dp.rdp_to_epsilon(orders, np.full(31, 1.1), delta=0.0)
+        rdp_to_epsilon(orders, np.full(31, 1.1), delta=0.0)
     with pytest.raises(dp.DPValueError, match="one value per order"):
-        dp.rdp_to_epsilon(orders, np.full(3, 1.1), delta=1e-5)
+        rdp_to_epsilon(orders, np.full(3, 1.1), delta=1e-5)
 
 
 def test_single_discrete_gaussian_rdp_is_exact_and_skellam_tends_to_gaussian() -> None:
-    a = np.array(dp.DEFAULT_ORDERS)
+    a = np.array(DEFAULT_ORDERS)
     one = dp.dgauss_sum_rdp(a, l2=3.0, l1=9.0, sigma=4.0, num_clients=1, dim=100)
     np.testing.assert_allclose(one, a * 9.0 / 32.0)
     # m clients of sigma: tau > 0 makes it no better than one Gaussian of sqrt(m) sigma.
     many = dp.dgauss_sum_rdp(a, l2=3.0, l1=9.0, sigma=0.6, num_clients=50, dim=100)
     assert np.all(many >= a * 9.0 / (2 * 50 * 0.36) - 1e-12)
     ints = np.arange(2, 64)
-    sk = dp.skellam_rdp(ints, l2=30.0, l1=900.0, mu=1e8)
+    sk = dp.skellam_rdp(ints, l2=30.0, l1=900.0, variance=1e8)
     np.testing.assert_allclose(sk, ints * 900.0 / 2e8, rtol=1e-4)
-    frac = dp.skellam_rdp([2.5], l2=3.0, l1=9.0, mu=10.0)
-    assert frac[0] == dp.skellam_rdp([3.0], l2=3.0, l1=9.0, mu=10.0)[0]
+    frac = dp.skellam_rdp([2.5], l2=3.0, l1=9.0, variance=10.0)
+    assert frac[0] == dp.skellam_rdp([3.0], l2=3.0, l1=9.0, variance=10.0)[0]
 
 
 @pytest.mark.parametrize("mech", MECHS)
 def test_epsilon_is_honest_about_dropouts_and_bits(mech: str) -> None:
     delta = 1e-5
-    gauss_eps, _ = dp.rdp_to_epsilon(dp.DEFAULT_ORDERS, np.array(dp.DEFAULT_ORDERS) / 2, delta=delta)
+    gauss_eps, _ = rdp_to_epsilon(DEFAULT_ORDERS, np.array(DEFAULT_ORDERS) / 2, delta=delta)
     full = _cfg(mechanism=mech, min_clients=20, bits=20)
     eps_full, _ = dp.distributed_epsilon(full, delta=delta)
     # At 20 bits the mechanism is the Gaussian with z = 1 up to rounding (within 1%).
@@ -302,9 +303,9 @@ def test_wrap_bound_and_negative_totals() -> None:
 
 
 def test_rdp_to_epsilon_edge_cases() -> None:
-    eps, _ = dp.rdp_to_epsilon([1.005, 2.0], [0.0, 1e-12], delta=1e-5)
+    eps, _ = rdp_to_epsilon([1.005, 2.0], [0.0, 1e-12], delta=1e-5)
     assert eps == 0.0  # delta^2 > 1 - exp(-rdp): the KL bound already gives epsilon 0
-    eps, _ = dp.rdp_to_epsilon([1.005, 2.0], [0.5, np.inf], delta=1e-5)
+    eps, _ = rdp_to_epsilon([1.005, 2.0], [0.5, np.inf], delta=1e-5)
     assert eps == np.inf  # order 1.005 is below the stable range, order 2 is infinite
     # dgauss with several clients evaluates fractional orders at the next integer.
     kw = {"l2": 3.0, "l1": 9.0, "sigma": 2.0, "num_clients": 5, "dim": 64}
