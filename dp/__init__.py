@@ -35,6 +35,7 @@ from dp._distributed_rdp import (
     skellam_rdp,
 )
 from dp._errors import DPError, DPValueError
+from dp._granularity import choose_gamma
 from dp._mechanisms import (
     discrete_gaussian_noise,
     discrete_laplace_noise,
@@ -72,6 +73,7 @@ __all__: list[str] = [
     "wrap_probability_bound",
     "distributed_rdp",
     "distributed_epsilon",
+    "choose_gamma",
     "rounded_l2_bound",
     "rounded_l1_bound",
     "dgauss_sum_rdp",

@@ -22,15 +22,9 @@ wrap-around happens after the noise is added, so it is post-processing and costs
 no privacy; it only hurts accuracy, and gamma is chosen so it is rare
 (:func:`wrap_probability_bound`).
 
-The choice of gamma (as in KLS Sec. 4 and TFF's heuristic, with k from a target
-wrap probability): each coordinate of the aggregate is sub-Gaussian with variance
-proxy ``(v_sig + n s_in^2)/gamma^2 + n/4`` in integer units, where
-``v_sig = (n c)^2/d`` (``norm_growth="linear"``: the worst case, all clients
-aligned; rigorous) or ``n c^2/d`` (``"sqrt"``: roughly independent clients; a
-heuristic), ``s_in = z c/sqrt(E)``, n = ``max_clients`` and d the padded dimension.
-Requiring ``k`` proxies to fit in half the modulus, with
-``k = sqrt(2 ln(2 d / wrap_prob))``, gives
-``gamma = k sqrt((v_sig + n s_in^2) / (4^(bits-1) - k^2 n/4))``.
+Gamma (the grid step) is chosen by :func:`~dp._granularity.choose_gamma` so that
+the sum wraps with probability at most ``wrap_prob`` even when every client sends
+the same vector; see that module for the derivation.
 """
 
 from __future__ import annotations
@@ -53,6 +47,7 @@ from dp._distributed_rdp import (
     skellam_rdp,
 )
 from dp._errors import DPError, DPValueError
+from dp._granularity import NormGrowth, choose_gamma, signal_var, wrap_bound
 from dp._mechanisms import discrete_gaussian_noise, skellam_noise
 from dp._rotation import SharedSeed, padded_dim, rotate, unrotate
 
@@ -70,7 +65,6 @@ __all__ = [
 ]
 
 Mechanism = Literal["dgauss", "skellam"]
-_MIN_LOCAL_STD = 0.5  # KLS's analysis needs sigma >= 1/2; below it the grid dominates
 _MAX_ROUNDING_TRIES = 1000
 _MAX_SKELLAM_MU = 1e18  # NumPy's Poisson sampler limit
 
@@ -116,7 +110,7 @@ class DistributedDPConfig:
     mechanism: Mechanism = "dgauss"
     beta: float = math.exp(-0.5)
     wrap_prob: float = 1e-6
-    norm_growth: Literal["linear", "sqrt"] = "linear"
+    norm_growth: NormGrowth = "linear"
     padded_dim: int = field(init=False)
     gamma: float = field(init=False)
     local_std: float = field(init=False)
@@ -143,22 +137,18 @@ class DistributedDPConfig:
             raise DPValueError(f"beta must be in [0, 1), got {self.beta!r}")
         check_open_unit("wrap_prob", self.wrap_prob)
         d = padded_dim(self.dim)
-        local = _local_std_at(self, self.bits, d)
-        if local < _MIN_LOCAL_STD:
-            need = next((b for b in range(2, 63) if _local_std_at(self, b, d) >= _MIN_LOCAL_STD), None)
-            hint = f"bits >= {need} would do" if need else "no bit width up to 62 would do"
-            raise DPValueError(
-                f"bits={self.bits} is too small for noise_multiplier={self.noise_multiplier} with "
-                f"{self.client_bound} clients at wrap_prob={self.wrap_prob:g}: each client's noise "
-                f"share would have std {local:.3g} < {_MIN_LOCAL_STD} grid steps ({hint})"
-            )
+        gamma = choose_gamma(
+            bits=self.bits, dim=self.dim, clip=self.clip, noise_multiplier=self.noise_multiplier,
+            expected_clients=e, max_clients=self.max_clients, wrap_prob=self.wrap_prob,
+            norm_growth=self.norm_growth,
+        )
+        local = self.noise_multiplier * self.clip / (gamma * math.sqrt(e))
         if self.mechanism == "skellam" and local * local / 2.0 > _MAX_SKELLAM_MU:
             raise DPValueError(
                 f"bits={self.bits} is too large for skellam: each client's share would have "
                 f"variance {local * local:.3g} > {2 * _MAX_SKELLAM_MU:g}, beyond exact Poisson "
                 f"sampling; lower bits"
             )
-        gamma = _choose_gamma(self, self.bits, d)
         object.__setattr__(self, "padded_dim", d)
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "local_std", local)
@@ -307,10 +297,9 @@ def wrap_probability_bound(cfg: DistributedDPConfig, *, num_clients: int | None 
     """
     n = cfg.client_bound if num_clients is None else check_int("num_clients", num_clients, minimum=1)
     d = cfg.padded_dim
-    sig = _signal_var(cfg, n, d)
+    sig = signal_var(cfg.norm_growth, n=n, clip=cfg.clip, dim=d)
     proxy = sig / cfg.gamma**2 + n * cfg.local_std**2 + n / 4.0
-    half = float(1 << (cfg.bits - 1))
-    return min(1.0, 2.0 * d * math.exp(-(half * half) / (2.0 * proxy)))
+    return wrap_bound(bits=cfg.bits, dim=d, proxy=proxy)
 
 
 def distributed_rdp(
@@ -370,27 +359,6 @@ def distributed_epsilon(
     t = check_int("rounds", rounds, minimum=1)
     rdp = distributed_rdp(cfg, orders=orders, num_survivors=num_survivors)
     return rdp_to_epsilon(orders, t * rdp, delta=delta)
-
-
-def _signal_var(cfg: DistributedDPConfig, n: int, d: int) -> float:
-    grow = n * n if cfg.norm_growth == "linear" else n
-    return grow * cfg.clip**2 / d
-
-
-def _choose_gamma(cfg: DistributedDPConfig, bits: int, d: int) -> float:
-    """Gamma for ``bits``, or ``inf`` when the rounding errors alone overflow."""
-    n = cfg.client_bound
-    k = math.sqrt(2.0 * math.log(2.0 * d / cfg.wrap_prob))
-    room = 4.0 ** (bits - 1) - k * k * n / 4.0
-    if room <= 0.0:
-        return math.inf
-    s_in = cfg.noise_multiplier * cfg.clip / math.sqrt(cfg.expected_clients)
-    return k * math.sqrt((_signal_var(cfg, n, d) + n * s_in * s_in) / room)
-
-
-def _local_std_at(cfg: DistributedDPConfig, bits: int, d: int) -> float:
-    gamma = _choose_gamma(cfg, bits, d)
-    return cfg.noise_multiplier * cfg.clip / (gamma * math.sqrt(cfg.expected_clients))
 
 
 def _dgauss_variance(sigma: float) -> float:

@@ -370,3 +370,21 @@ def test_dgauss_worst_case_is_not_always_the_fewest_clients() -> None:
     assert many > few
     worst = dp.dgauss_sum_rdp_worst([2.0], min_clients=10, max_clients=40, **kw)[0]
     assert worst == pytest.approx(max(few, many, *(dp.dgauss_sum_rdp([2.0], num_clients=m, **kw)[0] for m in range(10, 41))))
+
+
+def test_choose_gamma_formula_and_monotonicity() -> None:
+    kw = {"dim": 250, "clip": 2.0, "noise_multiplier": 1.5, "expected_clients": 50}
+    g = dp.choose_gamma(bits=16, **kw)
+    d, n = 256, 50
+    k2 = 2 * math.log(2 * d / 1e-6)
+    s_in2 = (1.5 * 2.0) ** 2 / 50
+    expect = math.sqrt(k2 * ((n * 2.0) ** 2 / d + n * s_in2) / (4.0**15 - k2 * n / 4))
+    assert g == pytest.approx(expect, rel=1e-12)
+    assert dp.choose_gamma(bits=17, **kw) == pytest.approx(g / 2, rel=1e-3)
+    assert dp.choose_gamma(bits=16, norm_growth="sqrt", **kw) < g
+    assert dp.choose_gamma(bits=16, wrap_prob=1e-3, **kw) < g
+    assert dp.choose_gamma(bits=16, max_clients=80, **kw) > g
+    cfg = _cfg(bits=16, clip=2.0, noise_multiplier=1.5, expected_clients=50, min_clients=40)
+    assert cfg.gamma == g
+    with pytest.raises(dp.DPValueError, match="max_clients"):
+        dp.choose_gamma(bits=16, max_clients=49, **kw)
