@@ -16,8 +16,9 @@ multiply by gamma, rotate back with ``D H``, drop the padding.
 Each client's noise share has std ``s = z c / (gamma sqrt(E))`` in integer units
 (z the noise multiplier, c the clip, E ``expected_clients``), so a sum over E
 clients carries noise of std ``z c`` in input units. With fewer survivors there is
-less noise: the accounting (:func:`distributed_rdp`) assumes only ``min_clients``
-survivors, the least the SecAgg+ threshold lets the server unmask. Modular
+less noise: the accounting (:func:`distributed_rdp`) covers every survivor count
+from ``min_clients`` (the least the SecAgg+ threshold lets the server unmask) to
+``max_clients``, and the rounding's inflation of the sensitivity. Modular
 wrap-around happens after the noise is added, so it is post-processing and costs
 no privacy; it only hurts accuracy, and gamma is chosen so it is rare
 (:func:`wrap_probability_bound`).
@@ -235,11 +236,13 @@ def decode_sum(
 
 
 def conditional_round(y: np.ndarray, *, bound: float, rng: np.random.Generator) -> np.ndarray:
-    """Unbiased stochastic rounding of ``y`` to int64, retried until ``||.||_2 <= bound``.
+    """Stochastic rounding of ``y`` to int64, retried until ``||.||_2 <= bound``.
 
-    Each coordinate rounds up with probability equal to its fractional part. With
-    ``bound`` from :func:`~dp._distributed_rdp.rounded_l2_bound` a try succeeds with
-    probability at least ``1 - beta``.
+    Each coordinate rounds up with probability equal to its fractional part
+    (unbiased); rejecting the rare draws above the bound adds a small bias towards
+    shorter vectors (a try fails with probability at most beta). With ``bound``
+    from :func:`~dp._distributed_rdp.rounded_l2_bound` a try succeeds with
+    probability at least ``1 - beta``; all coordinates are drawn at once per try.
 
     Raises:
         DPError: 1000 tries in a row exceeded the bound.
