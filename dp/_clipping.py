@@ -81,7 +81,9 @@ def clip_l2(update: Update, *, clip: float) -> ClipResult:
     return ClipResult(update=scaled, norms=(norm,), clips=(c,), clipped=did)
 
 
-def clip_l2_per_layer(update: Update, *, clip: float | Sequence[float]) -> ClipResult:
+def clip_l2_per_layer(
+    update: Update, *, clip: float | Sequence[float] | np.ndarray
+) -> ClipResult:
     """Clip every layer (array) to its own L2 bound.
 
     ``clip`` is either one bound per layer, or a single total bound C that is
@@ -94,7 +96,7 @@ def clip_l2_per_layer(update: Update, *, clip: float | Sequence[float]) -> ClipR
             of layers.
     """
     arrays = _as_arrays(update)
-    if isinstance(clip, Sequence):
+    if isinstance(clip, Sequence | np.ndarray):
         if len(clip) != len(arrays):
             raise DPValueError(
                 f"clip must have one bound per layer ({len(arrays)}), got {len(clip)}"

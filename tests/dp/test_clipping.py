@@ -68,6 +68,8 @@ def test_per_layer_with_explicit_bounds() -> None:
     np.testing.assert_allclose(r.update[0], [0.6, 0.8])
     np.testing.assert_array_equal(r.update[1], [1.0])
     assert r.norms == (5.0, 1.0) and r.clips == (1.0, 2.0) and r.clipped
+    same = dp.clip_l2_per_layer([np.array([3.0, 4.0]), np.array([1.0])], clip=np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(same.update[0], r.update[0])
     with pytest.raises(dp.DPValueError, match="one bound per layer"):
         dp.clip_l2_per_layer([np.ones(2)], clip=[1.0, 2.0])
     with pytest.raises(dp.DPValueError, match=r"clip\[1\]"):
