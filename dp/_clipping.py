@@ -334,11 +334,17 @@ def _as_arrays(update: Update) -> tuple[np.ndarray, ...]:
 def _norm(arrays: Sequence[np.ndarray]) -> float:
     flats = [a.ravel().astype(np.float64, copy=False) for a in arrays]
     with np.errstate(over="ignore"):
-        total = sum(float(np.dot(f, f)) for f in flats)
+        total = sum(_sumsq(f) for f in flats)
     if math.isfinite(total):
         return math.sqrt(total)
     big = max(float(np.max(np.abs(f))) for f in flats if f.size)  # squares overflowed
-    return big * math.sqrt(sum(float(np.dot(f / big, f / big)) for f in flats))
+    return big * math.sqrt(sum(_sumsq(f / big) for f in flats))
+
+
+def _sumsq(f: np.ndarray) -> float:
+    # Not np.dot: threaded BLAS spins badly on a loaded machine, and NumPy's
+    # pairwise summation is more accurate.
+    return float(np.sum(np.square(f)))
 
 
 def _scale_to(
