@@ -22,11 +22,15 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from papers import _common
+if __package__ in (None, ""):  # run as a file (python papers/<paper>/reproduce.py): find the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from papers import _common  # noqa: E402
 
 PAPER = "bonawitz2017"
 
@@ -39,8 +43,8 @@ PAPER_SERVER_SECONDS: dict[tuple[int, float], float | None] = {
 }
 PAPER_EXPANSION = "1.73x (n = 2^10, d = 2^20, 16-bit inputs)"
 
-FULL = {"clients": (500, 1000), "dim": 100_000, "dropouts": (0.0, 0.1, 0.3)}
-QUICK = {"clients": (100,), "dim": 10_000, "dropouts": (0.0, 0.1, 0.3)}
+FULL: dict[str, Any] = {"clients": (500, 1000), "dim": 100_000, "dropouts": (0.0, 0.1, 0.3)}
+QUICK: dict[str, Any] = {"clients": (100,), "dim": 10_000, "dropouts": (0.0, 0.1, 0.3)}
 
 
 def keystream_bytes(result: Any) -> int:

@@ -34,7 +34,6 @@ def _num(text: str) -> int | float:
 def run(*, clients: int, dim: int, dropout: float, num_shares: int | float, threshold: int | float,
         seed: int, clip: float) -> dict[str, Any]:
     from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
-    from flwr.app.message_type import MessageType
     from flwr.client.mod import secaggplus_mod
     from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key, Stage

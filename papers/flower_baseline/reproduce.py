@@ -30,7 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from papers import _common
+if __package__ in (None, ""):  # run as a file (python papers/<paper>/reproduce.py): find the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from papers import _common  # noqa: E402
 
 PAPER = "flower_baseline"
 DEFAULT_FLWR_PYTHON = "/work/venvs/flwr/bin/python"
@@ -151,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m papers.flower_baseline.reproduce " + shlex.join(sys.argv[1:] if argv is None else argv)
     python = flower_python(args.flwr_python)
-    cases = QUICK if args.quick else FULL
+    cases: tuple[Case, ...] = QUICK if args.quick else FULL
     if args.only:
         cases = tuple(cases[i] for i in args.only)
     info = _common.banner(("flwr",))
