@@ -98,7 +98,7 @@ def flower_python(override: str | None) -> str:
 
 
 def run_flower(python: str, case: Case, seed: int) -> dict[str, Any]:
-    cmd = ["nice", python, "-m", "papers.flower_baseline._flower_runner", *case.flower_args(),
+    cmd = [python, "-m", "papers.flower_baseline._flower_runner", *case.flower_args(),
            "--seed", str(seed)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=_common.REPO, check=False)
     if proc.returncode != 0:
