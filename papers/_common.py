@@ -181,22 +181,23 @@ def aes_ctr_speed(*, key_bytes: int = 32, nbytes: int = 40_000_000, repeats: int
 
 
 class _CpuClock:
-    """A stand-in for the ``time`` module whose ``perf_counter`` is this thread's CPU time."""
+    """A stand-in for the ``time`` module whose ``perf_counter`` is this process's CPU time."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
 
     @staticmethod
     def perf_counter() -> float:
-        return time.thread_time()
+        return time.process_time()
 
 
 @contextlib.contextmanager
 def clock(module: Any, kind: str) -> Iterator[None]:
     """Within the block, ``module``'s ``time.perf_counter`` reads ``kind`` time.
 
-    ``kind`` is ``"cpu"`` (this thread's CPU time: the simulation is single-threaded, so
-    each party's time is the CPU it used, whatever else runs on a shared machine) or
+    ``kind`` is ``"cpu"`` (this process's CPU time, worker threads included: the
+    simulation runs one party at a time, so each party's time is the CPU it used,
+    whatever else runs on a shared machine) or
     ``"wall"`` (unchanged). Used on ``secagg._simulate``, which times every party with
     ``time.perf_counter``.
     """

@@ -3,8 +3,9 @@
 Flower runs in its own virtual environment (``/work/venvs/flwr``, or ``--flwr-python``
 or ``$FLWR_PYTHON``): :mod:`papers.flower_baseline._flower_runner` drives its
 ``SecAggPlusWorkflow`` and ``secaggplus_mod`` in one process and reports server and
-per-client CPU time. blindsum runs here through ``secagg.simulate`` with every party
-timed by its CPU time too. Dropouts happen after the share-keys stage (the dropped
+per-client CPU time (process CPU time, so Flower's Shamir worker threads count).
+blindsum runs here through ``secagg.simulate`` with every party timed by its process
+CPU time too. Dropouts happen after the share-keys stage (the dropped
 clients never send a masked vector), so both servers must recover pairwise masks.
 
 Equal parameters: Flower's ``num_shares`` counts the client itself, so Flower's
@@ -194,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _common.write_outputs(out, stem, info=info, command=command, table=table, rows=rows)
     print()
     print(table)
-    print("\nCPU seconds (thread CPU time per party); ratio = Flower / blindsum.")
+    print("\nCPU seconds (process CPU time per party, one party at a time); ratio = Flower / blindsum.")
     print(f"wrote {out / stem}.md and .json")
     return 0
 
