@@ -1,0 +1,245 @@
+"""Strategy wrappers: a base that forwards the whole contract, and secure aggregation.
+
+A wrapper is a strategy around a strategy. It forwards every call of the contract and
+of its optional extensions (sampling, backend, evaluation) to the strategy it wraps,
+and changes only what it is about. Wrappers compose: ``SecureAggregation(
+ClientSideFixedClipping(FedAvg(...), ...))`` clips on the clients, sums under SecAgg+,
+adds noise on the server and averages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from secagg._backend import AggregateResult, Backend
+from secagg._errors import ConfigurationError
+from secagg._strategy import (
+    BackendStrategy,
+    Config,
+    EvaluateResult,
+    EvaluatingStrategy,
+    Parameters,
+    SamplingStrategy,
+    Strategy,
+)
+
+__all__ = ["StrategyWrapper", "SecureAggregation", "innermost"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StrategyWrapper:
+    """Forwards the Strategy contract and its optional extensions to ``strategy``.
+
+    Where the wrapped strategy lacks an extension the wrapper answers neutrally:
+    sample every available client, no federated or server evaluation, the
+    coordinator's default backend.
+
+    Raises:
+        TypeError: ``strategy`` does not implement :class:`~secagg.Strategy`.
+    """
+
+    needs_individual_updates: ClassVar[bool] = False
+
+    strategy: Strategy
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.strategy, Strategy):
+            raise TypeError(
+                f"strategy must implement secagg.Strategy (configure_fit, aggregate_fit, "
+                f"needs_individual_updates), got {type(self.strategy).__name__}"
+            )
+
+    def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
+        return self.strategy.configure_fit(server_round, parameters)
+
+    def aggregate_fit(
+        self, server_round: int, parameters: Parameters, aggregate: AggregateResult
+    ) -> Parameters:
+        return self.strategy.aggregate_fit(server_round, parameters, aggregate)
+
+    def num_fit_clients(self, num_available: int) -> int:
+        if isinstance(self.strategy, SamplingStrategy):
+            return self.strategy.num_fit_clients(num_available)
+        return num_available
+
+    def num_evaluate_clients(self, num_available: int) -> int:
+        if isinstance(self.strategy, SamplingStrategy):
+            return self.strategy.num_evaluate_clients(num_available)
+        return 0
+
+    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+        if isinstance(self.strategy, BackendStrategy):
+            return self.strategy.backend(server_round=server_round, num_clients=num_clients)
+        return None
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None:
+        if isinstance(self.strategy, EvaluatingStrategy):
+            return self.strategy.configure_evaluate(server_round, parameters)
+        return None
+
+    def aggregate_evaluate(
+        self, server_round: int, parameters: Parameters, aggregate: AggregateResult
+    ) -> EvaluateResult:
+        if not isinstance(self.strategy, EvaluatingStrategy):
+            raise ConfigurationError(
+                f"{type(self.strategy).__name__} does not evaluate (no aggregate_evaluate)"
+            )
+        return self.strategy.aggregate_evaluate(server_round, parameters, aggregate)
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> EvaluateResult | None:
+        if isinstance(self.strategy, EvaluatingStrategy):
+            return self.strategy.evaluate(server_round, parameters)
+        return None
+
+
+def innermost(strategy: Strategy) -> Strategy:
+    """The strategy at the centre of a stack of wrappers."""
+    while isinstance(strategy, StrategyWrapper):
+        strategy = strategy.strategy
+    return strategy
+
+
+def _refusal(strategy: Strategy) -> str | None:
+    """Why ``strategy`` (or anything it wraps) cannot run on a sum, or ``None``."""
+    current: Strategy | None = strategy
+    while current is not None:
+        if getattr(current, "needs_individual_updates", False):
+            why = getattr(current, "secure_aggregation_refusal", None)
+            return why or (
+                f"{type(current).__name__} needs each client's update (needs_individual_updates"
+                " is True: a median, Krum or trimmed mean compares updates one by one), but "
+                "secure aggregation reveals only their sum; use FedAvg-family strategies "
+                "under SecureAggregation, or drop SecureAggregation and trust the server"
+            )
+        current = current.strategy if isinstance(current, StrategyWrapper) else None
+    return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SecureAggregation(StrategyWrapper):
+    """Collect every round's updates (and evaluation results) through SecAgg+.
+
+    The server learns only the weighted sum of the surviving clients' inputs, never one
+    client's update or metrics. The wrapped strategy is unchanged: FedAvg under
+    ``SecureAggregation`` computes what plain FedAvg computes, up to quantisation.
+
+    Args:
+        strategy: any strategy that works on sums (``needs_individual_updates`` False,
+            and so for everything it wraps).
+        num_neighbours: ``k``, each client's number of neighbours in the masking graph
+            (Bell et al. 2020); ``None`` asks :func:`secagg.find_parameters` for the
+            smallest ``k`` that meets the security and correctness targets for the
+            sampled number of clients, ``dropout_rate`` and ``corruption_rate``.
+        threshold: ``t``, shares needed to reconstruct a secret; ``None``: the finder's.
+        dropout_rate: fraction of sampled clients expected to vanish mid-round.
+        corruption_rate: fraction of clients that may collude with the server.
+        clipping_range: each coordinate is clipped to ``[-clipping_range,
+            clipping_range]`` before quantisation.
+        max_weight: the largest client weight (number of examples); weights are
+            rounded to integers in ``[1, max_weight]``.
+        modulus_bits: bits of the modular arithmetic; ``None``: the backend's default.
+
+    Raises:
+        ConfigurationError: the strategy (or one it wraps) needs individual updates, or
+            a parameter is out of range (the message names it and its rule).
+
+    Notes:
+        - Secure aggregation hides individual updates from the server, but not the
+          sum: a sum over few clients, or a strategy that samples one client, reveals
+          much. Pair it with differential privacy (client-side clipping with noise
+          after aggregation, or distributed DP) when the sum itself must not leak.
+        - Larger ``num_neighbours`` tolerates more dropouts and collusion at a cost
+          of ``O(k)`` work per client; a larger ``threshold`` protects against more
+          colluding clients but fails the round when fewer than ``threshold``
+          neighbours of a client survive. Leave both to the finder unless you know why.
+        - Robust aggregation (median, Krum, trimmed mean) compares individual updates
+          and is refused: robustness to poisoned updates and secrecy of updates pull
+          in opposite directions here.
+        - ``clipping_range`` too small distorts updates (they are clipped per
+          coordinate); too large loses precision for a given ``modulus_bits``.
+        - Federated evaluation results pass through the same backend, so per-client
+          losses and metrics are hidden too; they must also fit ``clipping_range``.
+    """
+
+    _: dataclasses.KW_ONLY
+    num_neighbours: int | None = None
+    threshold: int | None = None
+    dropout_rate: float = 0.2
+    corruption_rate: float = 0.0
+    clipping_range: float = 8.0
+    max_weight: int = 1 << 16
+    modulus_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        StrategyWrapper.__post_init__(self)
+        why = _refusal(self.strategy)
+        if why is not None:
+            raise ConfigurationError(f"SecureAggregation cannot wrap this strategy: {why}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigurationError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if not 0.0 <= self.corruption_rate < 1.0:
+            raise ConfigurationError(
+                f"corruption_rate must be in [0, 1), got {self.corruption_rate}"
+            )
+        if not self.clipping_range > 0:
+            raise ConfigurationError(
+                f"clipping_range must be positive, got {self.clipping_range}"
+            )
+        if self.max_weight < 1:
+            raise ConfigurationError(f"max_weight must be at least 1, got {self.max_weight}")
+        if self.num_neighbours is not None and self.num_neighbours < 1:
+            raise ConfigurationError(
+                f"num_neighbours must be at least 1, got {self.num_neighbours}"
+            )
+        if self.threshold is not None and self.threshold < 1:
+            raise ConfigurationError(f"threshold must be at least 1, got {self.threshold}")
+
+    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+        """The SecAgg+ backend for ``num_clients`` sampled clients.
+
+        Raises:
+            ConfigurationError: no ``k`` and ``t`` meet the targets for this many clients,
+                or the explicit ones do not fit (for example ``threshold > k + 1``).
+        """
+        inner = StrategyWrapper.backend(self, server_round=server_round, num_clients=num_clients)
+        if inner is not None:
+            raise ConfigurationError(
+                f"the wrapped strategy asks for backend {getattr(inner, 'name', inner)!r}, but "
+                "SecureAggregation decides the backend; do not stack two backend choices"
+            )
+        return _secagg_plus(self, num_clients)
+
+
+def _secagg_plus(wrapper: SecureAggregation, num_clients: int) -> Backend:
+    """Build the SecAgg+ backend; ``k`` and ``t`` from the finder unless given."""
+    import secagg
+
+    backend_cls = getattr(secagg, "SecAggPlusBackend", None)
+    if backend_cls is None:
+        raise ConfigurationError("this build of secagg has no SecAggPlusBackend")
+    k, t = wrapper.num_neighbours, wrapper.threshold
+    if k is None or t is None:
+        finder = getattr(secagg, "find_parameters", None)
+        if finder is None:
+            raise ConfigurationError(
+                "num_neighbours and threshold must be given: secagg.find_parameters is not "
+                "available in this build"
+            )
+        found = finder(
+            num_clients=num_clients,
+            dropout_rate=wrapper.dropout_rate,
+            corruption_rate=wrapper.corruption_rate,
+        )
+        k = found.num_neighbours if k is None else k
+        t = found.threshold if t is None else t
+    kwargs: dict[str, object] = {
+        "num_neighbours": min(k, num_clients - 1),
+        "threshold": t,
+        "clip": wrapper.clipping_range,
+        "max_weight": wrapper.max_weight,
+    }
+    if wrapper.modulus_bits is not None:
+        kwargs["modulus_bits"] = wrapper.modulus_bits
+    backend: Backend = backend_cls(**kwargs)
+    return backend
