@@ -6,6 +6,7 @@ machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._collect import CollectingBackend, IndividualAggregate
 from secagg._errors import (
     ConfigurationError,
     CryptoError,
@@ -18,17 +19,37 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
+from secagg._fedloop import FederatedClient, RoundLog, aggregate_inprocess, run_federated
 from secagg._plain import PlainBackend
+from secagg._strategies import (
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    FedYogi,
+)
 from secagg._strategy import (
+    BackendStrategy,
     Config,
+    EvaluateResult,
+    EvaluatingStrategy,
     Parameters,
+    SamplingStrategy,
     Strategy,
     apply_update_transforms,
+    client_weight,
+    evaluation_dim,
+    evaluation_vector,
     flatten,
+    metric_names,
     register_update_transform,
     unflatten,
 )
 from secagg._wire import decode, encode
+from secagg._wrappers import SecureAggregation, StrategyWrapper, innermost
 
 __all__ = [
     "AggregateResult",
@@ -47,13 +68,38 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "CollectingBackend",
+    "IndividualAggregate",
     "Config",
     "Parameters",
     "Strategy",
+    "SamplingStrategy",
+    "BackendStrategy",
+    "EvaluatingStrategy",
+    "EvaluateResult",
     "apply_update_transforms",
+    "client_weight",
+    "evaluation_dim",
+    "evaluation_vector",
+    "metric_names",
     "flatten",
     "register_update_transform",
     "unflatten",
+    "FedAvg",
+    "FedAvgM",
+    "FedProx",
+    "FedAdam",
+    "FedYogi",
+    "FedAdagrad",
+    "FedMedian",
+    "FedTrimmedAvg",
+    "StrategyWrapper",
+    "SecureAggregation",
+    "innermost",
+    "FederatedClient",
+    "RoundLog",
+    "run_federated",
+    "aggregate_inprocess",
     "decode",
     "encode",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
+from typing import cast
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class CollectingServer(PlainServer):
 
     def receive(self, client_id: int, message: object) -> None:
         super().receive(client_id, message)
-        assert isinstance(message, PlainUpdate)  # checked by PlainServer.receive
+        message = cast(PlainUpdate, message)  # PlainServer.receive checked it
         self._updates[client_id] = np.asarray(message.vector, dtype=np.float64).copy()
         self._weights[client_id] = float(message.weight)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -116,15 +116,17 @@ class FedAvg:
 
     # -- sampling ---------------------------------------------------------------------
     def num_fit_clients(self, num_available: int) -> int:
-        """Clients to sample for training (0 until enough are available)."""
-        if num_available < self.min_available_clients:
+        """Clients to sample for training (0 until ``min_available_clients`` and
+        ``min_fit_clients`` are available)."""
+        if num_available < max(self.min_available_clients, self.min_fit_clients):
             return 0
         return min(max(int(num_available * self.fraction_fit), self.min_fit_clients),
                    num_available)
 
     def num_evaluate_clients(self, num_available: int) -> int:
         """Clients to sample for evaluation (0: skip federated evaluation)."""
-        if self.fraction_evaluate == 0.0 or num_available < self.min_available_clients:
+        floor = max(self.min_available_clients, self.min_evaluate_clients)
+        if self.fraction_evaluate == 0.0 or num_available < floor:
             return 0
         n = max(int(num_available * self.fraction_evaluate), self.min_evaluate_clients)
         return min(n, num_available)
@@ -183,10 +185,7 @@ class FedAvg:
                 f"evaluation aggregate must have shape ({dim},) for metrics {self.metrics}, "
                 f"got {aggregate.weighted_sum.shape}"
             )
-        if aggregate.total_weight > 0:
-            mean = aggregate.mean
-        else:
-            mean = np.full(dim, np.nan)
+        mean = aggregate.mean if aggregate.total_weight > 0 else np.full(dim, np.nan)
         return EvaluateResult(
             loss=float(mean[0]),
             metrics=dict(zip(self.metrics, (float(v) for v in mean[1:]), strict=True)),
@@ -310,7 +309,7 @@ class FedMedian(FedAvg):
     needs_individual_updates: ClassVar[bool] = True
 
     def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
-        return CollectingBackend()
+        return cast(Backend, CollectingBackend())
 
     def _mean_update(self, aggregate: AggregateResult, dim: int) -> np.ndarray:
         return self._robust(_stack(aggregate, type(self).__name__, dim))
