@@ -36,4 +36,4 @@ def aggregate(updates: dict[int, tuple[np.ndarray, float]], backend=None, rng=No
 @pytest.fixture
 def clients():
     rng = np.random.default_rng(42)
-    return {cid: MeanClient(rng.normal(size=5), num_examples=int(rng.integers(1, 50))) for cid in range(8)}
+    return {cid: MeanClient(3.0 + rng.normal(size=5), num_examples=int(rng.integers(1, 50))) for cid in range(8)}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import aggregate
 
 import secagg
-from conftest import aggregate
 
 
 def test_evaluation_vector_layout_and_weighted_means():

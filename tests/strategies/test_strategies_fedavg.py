@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import aggregate
 
 import secagg
-from conftest import aggregate
 
 
 def test_fedavg_sets_weighted_mean_of_client_models():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
+from conftest import aggregate
 
 import secagg
-from conftest import aggregate
 
 
 def _updates(rng, n=7, d=4):
