@@ -30,6 +30,7 @@ from secagg._strategy import (
     client_weight,
     evaluation_dim,
     evaluation_vector,
+    fit_dim,
     flatten,
 )
 from secagg._wire import decode, encode
@@ -162,7 +163,7 @@ def run_federated(
                  for c in sampled if rng.random() < dropout_rate}
         backend = _backend_for(strategy, default, server_round, len(sampled))
         result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
-                                     dim=old.shape[0], rng=rng, drop_after=drops)
+                                     dim=fit_dim(parameters, config), rng=rng, drop_after=drops)
         parameters = strategy.aggregate_fit(server_round, parameters, result)
         fed_eval, server_eval = _evaluate(strategy, clients, parameters, server_round,
                                           rng=rng, ids=ids, default=default)

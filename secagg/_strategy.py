@@ -22,7 +22,8 @@ Optional extensions, each a separate protocol so that a minimal strategy stays m
   updates) and an optional server-side evaluation.
 
 What the client runtime must do with a fit config: weight its update with
-:func:`client_weight` and transform it with :func:`apply_update_transforms`. With an
+:func:`client_weight` and transform it with :func:`apply_update_transforms` (which may
+append coordinates: the server session's dimension is :func:`fit_dim`). With an
 evaluate config: build its input with :func:`evaluation_vector`, weight it with its
 number of examples.
 """
@@ -60,6 +61,8 @@ __all__ = [
     "metric_names",
     "evaluation_dim",
     "evaluation_vector",
+    "EXTRA_COORDINATES_KEY",
+    "fit_dim",
 ]
 
 Parameters = list[np.ndarray]
@@ -70,6 +73,7 @@ UpdateTransform = Callable[[np.ndarray, Config, np.random.Generator], np.ndarray
 TRANSFORMS_KEY = "blindsum.transforms"
 METRICS_KEY = "blindsum.metrics"
 WEIGHTING_KEY = "blindsum.weighting"
+EXTRA_COORDINATES_KEY = "blindsum.extra_coordinates"
 _transforms: dict[str, UpdateTransform] = {}
 
 
@@ -177,6 +181,20 @@ def client_weight(num_examples: float, config: Config) -> float:
     if weighting == "uniform":
         return 1.0
     raise ValueError(f"config {WEIGHTING_KEY!r} must be 'examples' or 'uniform', got {weighting!r}")
+
+
+def fit_dim(parameters: Sequence[np.ndarray], config: Config) -> int:
+    """The length of a fit input: the parameters' total size plus the coordinates that
+    update transforms append (``"blindsum.extra_coordinates"``, for example the
+    clipped-or-not bit of adaptive clipping). The server session needs it up front.
+
+    Raises:
+        ValueError: the extra count is negative.
+    """
+    extra = int(config.get(EXTRA_COORDINATES_KEY, 0))
+    if extra < 0:
+        raise ValueError(f"config {EXTRA_COORDINATES_KEY!r} must be >= 0, got {extra}")
+    return sum(int(np.size(a)) for a in parameters) + extra
 
 
 def metric_names(config: Config) -> tuple[str, ...]:
