@@ -67,7 +67,9 @@ class CentralFixedClipping(PrivacyWrapper):
                                    f"{_REFUSAL}")
             current = current.strategy
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None:
         """The ``collect`` backend: updates in the clear, one by one."""
         return cast(Backend, CollectingBackend())
 

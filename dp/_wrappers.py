@@ -96,6 +96,8 @@ class PrivacyWrapper(StrategyWrapper):
     """
 
     needs_individual_updates: ClassVar[bool] = False
+    #: every client weighs its update 1 (SecureAggregation then quantises for weight 1)
+    uniform_weights: ClassVar[bool] = True
 
     _: dataclasses.KW_ONLY
     noise_multiplier: float

@@ -9,6 +9,7 @@ use :mod:`transport`, which follows the same steps (see :class:`~secagg.Evaluati
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Protocol, cast
@@ -16,6 +17,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from secagg._backend import AggregateResult, Backend, ClientSession
+from secagg._errors import RemoteProtocolError
 from secagg._plain import PlainBackend
 from secagg._strategy import (
     BackendStrategy,
@@ -96,16 +98,31 @@ def aggregate_inprocess(
                 gone.add(cid)
                 server.drop(cid)
                 continue
-            reply = sessions[cid].receive(decode(encode(msg)))
+            try:
+                reply = sessions[cid].receive(decode(encode(msg), peer="server"))
+            except RemoteProtocolError:
+                reply = None  # the client refused: to the server it simply vanished
             answered[cid] += 1
-            if reply is not None:
+            if reply is None:
+                gone.add(cid)
+                server.drop(cid)
+                continue
+            # a RemoteProtocolError means the server dropped that client; the round goes on
+            with contextlib.suppress(RemoteProtocolError):
                 server.receive(cid, decode(encode(reply), peer=cid))
     return server.result()
 
 
-def _backend_for(strategy: Strategy, default: Backend, server_round: int, n: int) -> Backend:
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    """A generator for one aggregation, so that backends do not shift the schedule."""
+    return np.random.default_rng(int(rng.integers(1 << 62)))
+
+
+def _backend_for(
+    strategy: Strategy, default: Backend, server_round: int, n: int, purpose: str
+) -> Backend:
     if isinstance(strategy, BackendStrategy):
-        chosen = strategy.backend(server_round=server_round, num_clients=n)
+        chosen = strategy.backend(server_round=server_round, num_clients=n, purpose=purpose)
         if chosen is not None:
             return chosen
     return default
@@ -161,9 +178,10 @@ def run_federated(
             inputs[cid] = (update, client_weight(num_examples, config))
         drops = {c: int(rng.integers(0, max_drop_after + 1))
                  for c in sampled if rng.random() < dropout_rate}
-        backend = _backend_for(strategy, default, server_round, len(sampled))
+        backend = _backend_for(strategy, default, server_round, len(sampled), "fit")
         result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
-                                     dim=fit_dim(parameters, config), rng=rng, drop_after=drops)
+                                     dim=fit_dim(parameters, config), rng=_child(rng),
+                                     drop_after=drops)
         parameters = strategy.aggregate_fit(server_round, parameters, result)
         fed_eval, server_eval = _evaluate(strategy, clients, parameters, server_round,
                                           rng=rng, ids=ids, default=default)
@@ -194,7 +212,7 @@ def _evaluate(
     for cid in sampled:
         loss, num_examples, metrics = clients[cid].evaluate([p.copy() for p in parameters], config)
         inputs[cid] = (evaluation_vector(loss, metrics, config), float(num_examples))
-    backend = _backend_for(strategy, default, server_round, len(sampled))
+    backend = _backend_for(strategy, default, server_round, len(sampled), "evaluate")
     result = aggregate_inprocess(backend, inputs, round_id=2 * server_round + 1,
-                                 dim=evaluation_dim(config), rng=rng)
+                                 dim=evaluation_dim(config), rng=_child(rng))
     return strategy.aggregate_evaluate(server_round, parameters, result), server_eval

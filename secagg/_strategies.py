@@ -131,7 +131,9 @@ class FedAvg:
         n = max(int(num_available * self.fraction_evaluate), self.min_evaluate_clients)
         return min(n, num_available)
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None:
         """``None``: the coordinator's default backend will do."""
         return None
 
@@ -308,7 +310,9 @@ class FedMedian(FedAvg):
 
     needs_individual_updates: ClassVar[bool] = True
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None:
         return cast(Backend, CollectingBackend())
 
     def _mean_update(self, aggregate: AggregateResult, dim: int) -> np.ndarray:

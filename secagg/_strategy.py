@@ -115,12 +115,15 @@ class SamplingStrategy(Protocol):
 class BackendStrategy(Protocol):
     """A strategy that requires a particular aggregation backend.
 
-    The coordinator calls :meth:`backend` once per aggregation (fit and evaluate) with
-    the number of sampled clients and uses the returned backend instead of its default;
-    ``None`` means "the coordinator's default is fine".
+    The coordinator calls :meth:`backend` once per aggregation with the number of
+    sampled clients and ``purpose`` ``"fit"`` (updates) or ``"evaluate"`` (``[loss,
+    metrics...]``), and uses the returned backend instead of its default; ``None``
+    means "the coordinator's default is fine".
     """
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None: ...
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

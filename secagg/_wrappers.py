@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from secagg._backend import AggregateResult, Backend
 from secagg._errors import ConfigurationError
+from secagg._secaggplus import SecAggPlusBackend
 from secagg._strategy import (
     BackendStrategy,
     Config,
@@ -68,9 +69,12 @@ class StrategyWrapper:
             return self.strategy.num_evaluate_clients(num_available)
         return 0
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None:
         if isinstance(self.strategy, BackendStrategy):
-            return self.strategy.backend(server_round=server_round, num_clients=num_clients)
+            return self.strategy.backend(server_round=server_round, num_clients=num_clients,
+                                         purpose=purpose)
         return None
 
     def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None:
@@ -136,9 +140,11 @@ class SecureAggregation(StrategyWrapper):
         corruption_rate: fraction of clients that may collude with the server.
         clipping_range: each coordinate is clipped to ``[-clipping_range,
             clipping_range]`` before quantisation.
-        max_weight: the largest client weight (number of examples); weights are
-            rounded to integers in ``[1, max_weight]``.
-        modulus_bits: bits of the modular arithmetic; ``None``: the backend's default.
+        max_weight: the largest client weight (its number of examples, an integer); 1
+            when a DP wrapper makes every weight 1.
+        modulus_bits: bits of the modular arithmetic of the updates (16, 32 or 64).
+        evaluation_range: bound on ``|loss|`` and ``|metric|`` values; evaluation sums
+            use 64-bit words, so precision is not a concern there.
 
     Raises:
         ConfigurationError: the strategy (or one it wraps) needs individual updates, or
@@ -157,7 +163,10 @@ class SecureAggregation(StrategyWrapper):
           and is refused: robustness to poisoned updates and secrecy of updates pull
           in opposite directions here.
         - ``clipping_range`` too small distorts updates (they are clipped per
-          coordinate); too large loses precision for a given ``modulus_bits``.
+          coordinate); too large loses precision: each coordinate of the mean update is
+          off by at most ``1 / scale`` with ``scale ~ 2^(modulus_bits - 1) /
+          (clients * max_weight * clipping_range)``; raise ``modulus_bits`` to 64 for
+          large ``max_weight`` (uploads then take 8 bytes per coordinate).
         - Federated evaluation results pass through the same backend, so per-client
           losses and metrics are hidden too; they must also fit ``clipping_range``.
     """
@@ -168,8 +177,9 @@ class SecureAggregation(StrategyWrapper):
     dropout_rate: float = 0.2
     corruption_rate: float = 0.0
     clipping_range: float = 8.0
-    max_weight: int = 1 << 16
-    modulus_bits: int | None = None
+    max_weight: int = 1024
+    modulus_bits: int = 32
+    evaluation_range: float = 1e4
 
     def __post_init__(self) -> None:
         StrategyWrapper.__post_init__(self)
@@ -186,6 +196,12 @@ class SecureAggregation(StrategyWrapper):
             raise ConfigurationError(
                 f"clipping_range must be positive, got {self.clipping_range}"
             )
+        if not self.evaluation_range > 0:
+            raise ConfigurationError(
+                f"evaluation_range must be positive, got {self.evaluation_range}"
+            )
+        if self.modulus_bits not in (16, 32, 64):
+            raise ConfigurationError(f"modulus_bits must be 16, 32 or 64, got {self.modulus_bits}")
         if self.max_weight < 1:
             raise ConfigurationError(f"max_weight must be at least 1, got {self.max_weight}")
         if self.num_neighbours is not None and self.num_neighbours < 1:
@@ -195,29 +211,38 @@ class SecureAggregation(StrategyWrapper):
         if self.threshold is not None and self.threshold < 1:
             raise ConfigurationError(f"threshold must be at least 1, got {self.threshold}")
 
-    def backend(self, *, server_round: int, num_clients: int) -> Backend | None:
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None:
         """The SecAgg+ backend for ``num_clients`` sampled clients.
 
         Raises:
             ConfigurationError: no ``k`` and ``t`` meet the targets for this many clients,
                 or the explicit ones do not fit (for example ``threshold > k + 1``).
         """
-        inner = StrategyWrapper.backend(self, server_round=server_round, num_clients=num_clients)
+        inner = StrategyWrapper.backend(self, server_round=server_round,
+                                        num_clients=num_clients, purpose=purpose)
         if inner is not None:
             raise ConfigurationError(
                 f"the wrapped strategy asks for backend {getattr(inner, 'name', inner)!r}, but "
                 "SecureAggregation decides the backend; do not stack two backend choices"
             )
-        return _secagg_plus(self, num_clients)
+        return _secagg_plus(self, num_clients, purpose)
 
 
-def _secagg_plus(wrapper: SecureAggregation, num_clients: int) -> Backend:
+def _uniform_weights(strategy: Strategy) -> bool:
+    current: Strategy | None = strategy
+    while current is not None:
+        if getattr(current, "uniform_weights", False):
+            return True
+        current = current.strategy if isinstance(current, StrategyWrapper) else None
+    return False
+
+
+def _secagg_plus(wrapper: SecureAggregation, num_clients: int, purpose: str) -> Backend:
     """Build the SecAgg+ backend; ``k`` and ``t`` from the finder unless given."""
     import secagg
 
-    backend_cls = getattr(secagg, "SecAggPlusBackend", None)
-    if backend_cls is None:
-        raise ConfigurationError("this build of secagg has no SecAggPlusBackend")
     k, t = wrapper.num_neighbours, wrapper.threshold
     if k is None or t is None:
         finder = getattr(secagg, "find_parameters", None)
@@ -226,20 +251,14 @@ def _secagg_plus(wrapper: SecureAggregation, num_clients: int) -> Backend:
                 "num_neighbours and threshold must be given: secagg.find_parameters is not "
                 "available in this build"
             )
-        found = finder(
-            num_clients=num_clients,
-            dropout_rate=wrapper.dropout_rate,
-            corruption_rate=wrapper.corruption_rate,
-        )
-        k = found.num_neighbours if k is None else k
-        t = found.threshold if t is None else t
-    kwargs: dict[str, object] = {
-        "num_neighbours": min(k, num_clients - 1),
-        "threshold": t,
-        "clip": wrapper.clipping_range,
-        "max_weight": wrapper.max_weight,
-    }
-    if wrapper.modulus_bits is not None:
-        kwargs["modulus_bits"] = wrapper.modulus_bits
-    backend: Backend = backend_cls(**kwargs)
-    return backend
+        found = finder(clients=num_clients, dropout=wrapper.dropout_rate,
+                       corrupt=wrapper.corruption_rate)
+        k = int(found.neighbours) if k is None else k
+        t = int(found.threshold) if t is None else t
+    if purpose == "evaluate":
+        # [loss, metrics...] is tiny: 64-bit words cost nothing and keep full precision
+        return SecAggPlusBackend(neighbours=k, threshold=t, clip=wrapper.evaluation_range,
+                                 max_weight=wrapper.max_weight, modulus_bits=64)
+    max_weight = 1 if _uniform_weights(wrapper.strategy) else wrapper.max_weight
+    return SecAggPlusBackend(neighbours=k, threshold=t, clip=wrapper.clipping_range,
+                             max_weight=max_weight, modulus_bits=wrapper.modulus_bits)
