@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import aggregate
 
 import dp
 import secagg
-from conftest import aggregate
 
 
 def _secure(inner=None, **kw):
