@@ -5,6 +5,15 @@ This package has no networking code at all: clients and servers are sans-IO stat
 machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
+from secagg._adapters import (
+    arrays_to_torch_state,
+    get_sklearn_parameters,
+    get_torch_parameters,
+    init_sklearn_linear,
+    set_sklearn_parameters,
+    set_torch_parameters,
+    torch_state_to_arrays,
+)
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
 from secagg._client import SecAggPlusClient
 from secagg._collect import CollectingBackend, IndividualAggregate
@@ -21,6 +30,7 @@ from secagg._errors import (
     SecAggError,
 )
 from secagg._fedloop import FederatedClient, RoundLog, aggregate_inprocess, run_federated
+from secagg._flower import FlowerStrategy
 from secagg._plain import PlainBackend
 from secagg._quantize import Quantizer
 from secagg._secaggplus import SecAggPlusBackend
@@ -59,6 +69,13 @@ from secagg._wire import decode, encode
 from secagg._wrappers import SecureAggregation, StrategyWrapper, innermost
 
 __all__ = [
+    "arrays_to_torch_state",
+    "get_sklearn_parameters",
+    "get_torch_parameters",
+    "init_sklearn_linear",
+    "set_sklearn_parameters",
+    "set_torch_parameters",
+    "torch_state_to_arrays",
     "AggregateResult",
     "Backend",
     "ClientSession",
@@ -114,6 +131,7 @@ __all__ = [
     "StrategyWrapper",
     "SecureAggregation",
     "innermost",
+    "FlowerStrategy",
     "FederatedClient",
     "RoundLog",
     "run_federated",
