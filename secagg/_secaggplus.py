@@ -24,8 +24,9 @@ class SecAggPlusBackend:
     Parameters:
         neighbours: degree ``k`` of the neighbour graph; ``"all"`` for the complete
             graph of the original SecAgg.
-        threshold: shares ``t`` needed to recover a secret; by default a strict
-            majority of the neighbours, ``k // 2 + 1``.
+        threshold: shares ``t`` needed to recover a secret, out of the ``k + 1`` each
+            secret has (every client keeps one of its own); by default a strict
+            majority, ``(k + 1) // 2 + 1``.
         clip: inputs are clipped to ``[-clip, clip]`` before quantisation.
         modulus_bits: the sum is computed modulo ``2^modulus_bits`` (16, 32 or 64-bit words).
         max_weight: largest integer weight a client may use (its example count, say).
@@ -65,8 +66,8 @@ class SecAggPlusBackend:
             raise ConfigurationError(f"neighbours must be a positive integer or 'all', got {self.neighbours!r}")
         if self.encoding not in ("quantize", "words"):
             raise ConfigurationError(f"encoding must be 'quantize' or 'words', got {self.encoding!r}")
-        if self.threshold is not None and self.threshold < 1:
-            raise ConfigurationError(f"threshold must be >= 1, got {self.threshold}")
+        if self.threshold is not None and self.threshold < 2:
+            raise ConfigurationError(f"threshold must be >= 2 (one share would be the secret), got {self.threshold}")
 
     def round_config(self, *, round_id: int, num_clients: int, dim: int) -> RoundConfig:
         """The configuration every client of a round receives.
@@ -78,10 +79,10 @@ class SecAggPlusBackend:
         if num_clients < 2:
             raise ConfigurationError(f"secure aggregation needs at least 2 clients, got {num_clients}")
         k = num_clients - 1 if self.neighbours == "all" else min(int(self.neighbours), num_clients - 1)
-        t = self.threshold if self.threshold is not None else k // 2 + 1
-        if t > k:
-            raise ConfigurationError(f"threshold {t} exceeds the {k} neighbours each client has: "
-                                     "lower threshold or raise neighbours")
+        t = self.threshold if self.threshold is not None else (k + 1) // 2 + 1
+        if t > k + 1:
+            raise ConfigurationError(f"threshold {t} exceeds the {k + 1} shares each secret has "
+                                     f"({k} neighbours and the client itself): lower threshold or raise neighbours")
         if self.encoding == "words":
             clip, scale = 1.0, 1.0
         else:

@@ -247,7 +247,7 @@ class SecAggPlusServer:
 
     def _on_unmask(self, cid: int, msg: m.UnmaskShares) -> None:
         peers = self._mask_peers[cid]
-        allowed = {"self_mask": peers & self._u3, "mask_key": peers & (self._u2 - self._u3)}
+        allowed = {"self_mask": (peers & self._u3) | {cid}, "mask_key": peers & (self._u2 - self._u3)}
         for kind in _KINDS:
             owners, shares = getattr(msg, f"{kind}_owners"), getattr(msg, f"{kind}_shares")
             stray = set(owners.tolist()) - allowed[kind]
@@ -264,8 +264,8 @@ class SecAggPlusServer:
     def _close_advertise(self) -> None:
         u1 = sorted(self._answered - self._gone)
         t = self.config.threshold
-        if len(u1) < t + 1:
-            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t + 1}", {})
+        if len(u1) < t:
+            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t}", {})
         k = min(self.config.neighbours, len(u1) - 1)
         graph = harary_graph(len(u1), k, self._rng)
         ids = np.array(u1, dtype=np.int64)
@@ -283,12 +283,12 @@ class SecAggPlusServer:
     def _close_share_keys(self) -> None:
         u2 = set(self._answered)
         t = self.config.threshold
-        short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) < t}
-        while short:  # a client with fewer than t live neighbours cannot be recovered
+        short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
+        while short:  # with fewer than t - 1 live neighbours a client's self mask is lost
             for u in short:
                 self.dropped_at.setdefault(u, ServerStage.SHARE_KEYS.value)
             u2 -= short
-            short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) < t}
+            short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
         self._u2 = frozenset(u2)
         self._mask_peers = {u: frozenset(u2.intersection(self._graph[u].tolist())) for u in u2}
         senders = sorted(u2)
@@ -319,7 +319,7 @@ class SecAggPlusServer:
             self._outbox = {}
             return
         holders = u3 - self._gone
-        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in u3}
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in u3}
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - u3 if self._mask_peers[d] & u3})
         self._fail_if_short(needs, "too few clients remain to recover the masks")
@@ -351,7 +351,7 @@ class SecAggPlusServer:
 
     def _close_consistency(self) -> None:
         holders = frozenset(self._answered) - self._gone
-        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in self._u3}
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in self._u3}
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - self._u3 if self._mask_peers[d] & self._u3})
         self._fail_if_short(needs, "too few clients signed the survivor set to recover the masks")

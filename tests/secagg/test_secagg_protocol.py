@@ -31,7 +31,7 @@ def test_any_dropout_set_the_threshold_allows(data):
     n = data.draw(st.integers(3, 11), label="n")
     k = data.draw(st.sampled_from([2, 4, 6, "all"]), label="k")
     degree = n - 1 if k == "all" else min(k, n - 1)
-    t = data.draw(st.integers(1, degree), label="t")
+    t = data.draw(st.integers(2, degree + 1), label="t")
     bits = data.draw(st.sampled_from([16, 20, 32, 64]), label="bits")
     drops = data.draw(st.dictionaries(st.integers(0, n - 1), st.sampled_from(STAGES), max_size=n),
                       label="drops")
