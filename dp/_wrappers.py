@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from dp._accountant import PrivacyAccountant
 from dp._clipping import AdaptiveClipper, clip_l2
-from dp._errors import BudgetExceededError, DPValueError
-from dp._events import DPEvent, Gaussian, SampledWithoutReplacement
+from dp._errors import BudgetExceededError, DPError, DPValueError
 from dp._mechanisms import gaussian_noise, secure_generator
-from dp._rdp import RdpAccountant
 from secagg import (
     AggregateResult,
     Config,
@@ -57,16 +54,35 @@ _CLIP_FLAG = "blindsum.clip_flag"
 _LOCAL = "blindsum.local_gaussian"
 
 
-def _accountant(name: str) -> PrivacyAccountant:
+#: ``dp._events.DPEvent``; the accounting modules are imported when first needed
+DPEvent = Any
+
+
+def _accounting() -> Any:
+    """dp's events and accountants, imported when first needed.
+
+    Raises:
+        DPError: this build of dp has no accountant.
+    """
+    try:
+        from dp import _events, _rdp
+    except ImportError as exc:
+        raise DPError(
+            "the DP wrappers account privacy through dp's accountant (dp._rdp, dp._events), "
+            "which this build does not have"
+        ) from exc
+    return _events, _rdp
+
+
+def _accountant(name: str) -> Any:
     if name == "rdp":
-        return RdpAccountant()
+        return _accounting()[1].RdpAccountant()
     if name == "pld":
         import dp
 
         cls = getattr(dp, "PldAccountant", None)
         if cls is not None:
-            acc: PrivacyAccountant = cls()
-            return acc
+            return cls()
     raise DPValueError(f"accountant must be 'rdp' or 'pld' (when available), got {name!r}")
 
 
@@ -176,12 +192,13 @@ class PrivacyWrapper(StrategyWrapper):
 
     def round_event(self, sample_size: int) -> DPEvent:
         """What one round releases, as a DP event (see the module docstring)."""
+        events = _accounting()[0]
         z = self.effective_noise_multiplier
         if sample_size >= self.num_clients:
-            return Gaussian(noise_multiplier=z)
-        return SampledWithoutReplacement(
+            return events.Gaussian(noise_multiplier=z)
+        return events.SampledWithoutReplacement(
             population_size=int(self.num_clients), sample_size=int(sample_size),
-            event=Gaussian(noise_multiplier=z / 2.0),
+            event=events.Gaussian(noise_multiplier=z / 2.0),
         )
 
     @property

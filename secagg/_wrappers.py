@@ -208,8 +208,10 @@ class SecureAggregation(StrategyWrapper):
             raise ConfigurationError(
                 f"num_neighbours must be at least 1, got {self.num_neighbours}"
             )
-        if self.threshold is not None and self.threshold < 1:
-            raise ConfigurationError(f"threshold must be at least 1, got {self.threshold}")
+        if self.threshold is not None and self.threshold < 2:
+            raise ConfigurationError(
+                f"threshold must be at least 2 (one share would be the secret), got {self.threshold}"
+            )
 
     def backend(
         self, *, server_round: int, num_clients: int, purpose: str = "fit"

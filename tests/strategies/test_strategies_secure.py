@@ -66,7 +66,7 @@ def test_explicit_parameters_are_validated():
     with pytest.raises(secagg.ConfigurationError, match="modulus_bits must be"):
         _secure(modulus_bits=40)
     with pytest.raises(secagg.ConfigurationError, match="threshold .* exceeds"):
-        _secure(num_neighbours=2, threshold=3).backend(server_round=1, num_clients=8).round_config(
+        _secure(num_neighbours=2, threshold=4).backend(server_round=1, num_clients=8).round_config(
             round_id=1, num_clients=8, dim=3)
     with pytest.raises(TypeError, match="must implement secagg.Strategy"):
         secagg.SecureAggregation(object())
