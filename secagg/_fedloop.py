@@ -17,7 +17,7 @@ from typing import Protocol, cast
 import numpy as np
 
 from secagg._backend import AggregateResult, Backend, ClientSession
-from secagg._errors import RemoteProtocolError
+from secagg._errors import RecoveryError, RemoteProtocolError
 from secagg._plain import PlainBackend
 from secagg._strategy import (
     BackendStrategy,
@@ -54,7 +54,8 @@ class FederatedClient(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RoundLog:
-    """What happened in one round (who was sampled, who made it, evaluations)."""
+    """What happened in one round: who was sampled, whose update is in the sum
+    (``contributors``) and whose is not (``dropped``), and the evaluations."""
 
     server_round: int
     sampled: tuple[int, ...]
@@ -62,6 +63,7 @@ class RoundLog:
     dropped: tuple[int, ...]
     federated_evaluation: EvaluateResult | None = None
     server_evaluation: EvaluateResult | None = None
+    failure: str | None = None
 
 
 def aggregate_inprocess(
@@ -151,7 +153,9 @@ def run_federated(
 
     Each sampled client independently drops with probability ``dropout_rate`` after
     answering a uniform number of messages in ``[0, max_drop_after]`` (0: it never
-    sends its update). A strategy that raises stops the loop (for example a DP budget).
+    sends its update). A round whose aggregation cannot recover (too many dropouts for
+    the threshold) fails: it is logged with its ``failure`` and the model is unchanged.
+    A strategy that raises stops the loop (for example a DP budget).
 
     Raises:
         ValueError: ``rounds`` < 1 or ``dropout_rate`` outside [0, 1).
@@ -179,14 +183,20 @@ def run_federated(
         drops = {c: int(rng.integers(0, max_drop_after + 1))
                  for c in sampled if rng.random() < dropout_rate}
         backend = _backend_for(strategy, default, server_round, len(sampled), "fit")
-        result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
-                                     dim=fit_dim(parameters, config), rng=_child(rng),
-                                     drop_after=drops)
+        try:
+            result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
+                                         dim=fit_dim(parameters, config), rng=_child(rng),
+                                         drop_after=drops)
+        except RecoveryError as exc:  # too many dropouts: the round fails, the model stays
+            logs.append(RoundLog(server_round=server_round, sampled=tuple(sampled),
+                                 contributors=(), dropped=tuple(sampled), failure=str(exc)))
+            continue
         parameters = strategy.aggregate_fit(server_round, parameters, result)
         fed_eval, server_eval = _evaluate(strategy, clients, parameters, server_round,
                                           rng=rng, ids=ids, default=default)
+        left_out = tuple(sorted(set(sampled) - set(result.contributors)))
         logs.append(RoundLog(server_round=server_round, sampled=tuple(sampled),
-                             contributors=result.contributors, dropped=result.dropped,
+                             contributors=result.contributors, dropped=left_out,
                              federated_evaluation=fed_eval, server_evaluation=server_eval))
     return parameters, logs
 

@@ -135,7 +135,8 @@ class SecureAggregation(StrategyWrapper):
             (Bell et al. 2020); ``None`` asks :func:`secagg.find_parameters` for the
             smallest ``k`` that meets the security and correctness targets for the
             sampled number of clients, ``dropout_rate`` and ``corruption_rate``.
-        threshold: ``t``, shares needed to reconstruct a secret; ``None``: the finder's.
+        threshold: ``t``, shares needed to reconstruct a secret; ``None``: the finder's
+            (or, with an explicit ``num_neighbours``, the backend's strict majority).
         dropout_rate: fraction of sampled clients expected to vanish mid-round.
         corruption_rate: fraction of clients that may collude with the server.
         clipping_range: each coordinate is clipped to ``[-clipping_range,
@@ -245,17 +246,18 @@ def _secagg_plus(wrapper: SecureAggregation, num_clients: int, purpose: str) -> 
     """Build the SecAgg+ backend; ``k`` and ``t`` from the finder unless given."""
     import secagg
 
-    k, t = wrapper.num_neighbours, wrapper.threshold
-    if k is None or t is None:
+    k: int | str | None = wrapper.num_neighbours
+    t = wrapper.threshold
+    if k is None:
         finder = getattr(secagg, "find_parameters", None)
         if finder is None:
             raise ConfigurationError(
-                "num_neighbours and threshold must be given: secagg.find_parameters is not "
-                "available in this build"
+                "num_neighbours must be given: secagg.find_parameters is not available in "
+                "this build"
             )
         found = finder(clients=num_clients, dropout=wrapper.dropout_rate,
                        corrupt=wrapper.corruption_rate)
-        k = int(found.neighbours) if k is None else k
+        k = int(found.neighbours)
         t = int(found.threshold) if t is None else t
     if purpose == "evaluate":
         # [loss, metrics...] is tiny: 64-bit words cost nothing and keep full precision

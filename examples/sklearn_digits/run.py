@@ -170,32 +170,39 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         delta=args.delta, epsilon_budget=args.target_epsilon * 1.0001,
         rng=np.random.default_rng([args.seed, 1]),
     )
+    neighbours = args.neighbours
+    if neighbours is None and not hasattr(secagg, "find_parameters"):
+        neighbours = len(clients) - 1  # no parameter finder in this build: complete graph
     strategy: secagg.Strategy = private if args.plain else secagg.SecureAggregation(
-        private, num_neighbours=args.neighbours, threshold=args.threshold,
+        private, num_neighbours=neighbours, threshold=args.threshold,
         dropout_rate=args.dropout, clipping_range=args.clip,
     )
     initial = secagg.get_sklearn_parameters(model)
     params, logs = secagg.run_federated(strategy, clients, initial, rounds=args.rounds, rng=rng,
                                         dropout_rate=args.dropout)
     for log in logs:
+        if log.failure:
+            print(f"round {log.server_round:3d}: failed ({log.failure[:60]}...)", file=sys.stderr)
+            continue
         acc = log.server_evaluation.metrics["accuracy"] if log.server_evaluation else float("nan")
         print(f"round {log.server_round:3d}: {len(log.contributors):2d}/{len(log.sampled)} clients, "
               f"dropped {list(log.dropped)}, test accuracy {acc:.3f}", file=sys.stderr)
     backend = strategy.backend(server_round=1, num_clients=len(clients))  # type: ignore[attr-defined]
     cfg = backend.round_config(round_id=0, num_clients=len(clients), dim=1) if backend else None
-    final = logs[-1].server_evaluation
+    final = next((log.server_evaluation for log in reversed(logs) if log.server_evaluation), None)
     return {
         "accuracy": final.metrics["accuracy"] if final else None,
         "epsilon": private.epsilon,
         "delta": args.delta,
         "rounds": len(logs),
+        "failed_rounds": sum(1 for log in logs if log.failure),
         "clients": len(clients),
         "noise_multiplier": z,
         "clipping_norm": args.clip,
         "backend": backend.name if backend else "plain",
         "neighbours": cfg.neighbours if cfg else None,
         "threshold": cfg.threshold if cfg else None,
-        "dropped": [list(log.dropped) for log in logs],
+        "dropped": [list(log.dropped) for log in logs],  # sampled but not in the sum
     }
 
 
