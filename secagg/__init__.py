@@ -18,6 +18,8 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
+from secagg._graph import NeighbourGraph, complete_graph, harary_graph
+from secagg._params import GraphParameters, ThreatModel, find_parameters
 from secagg._plain import PlainBackend
 from secagg._strategy import (
     Config,
@@ -47,6 +49,12 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "ThreatModel",
+    "GraphParameters",
+    "find_parameters",
+    "NeighbourGraph",
+    "harary_graph",
+    "complete_graph",
     "Config",
     "Parameters",
     "Strategy",
