@@ -35,10 +35,13 @@ class NeighbourGraph(Sequence[tuple[int, ...]]):
 
     def __init__(self, order: NDArray[np.integer], degree: int) -> None:
         n = int(order.size)
-        if n >= 2**31:
-            raise ConfigurationError(f"n must be below 2**31, got {n}")
-        if degree >= n - 1:
-            degree = n - 1
+        if not 1 <= n < 2**31:
+            raise ConfigurationError(f"n must be in [1, 2**31), got {n}")
+        if degree < 0 or (degree < n - 1 and degree % 2):
+            raise ConfigurationError(
+                f"degree must be even (or >= n - 1 for the complete graph), got {degree}"
+            )
+        degree = min(degree, n - 1)
         ring: NDArray[np.int32] = np.array(order, dtype=np.int32)
         if ring.ndim != 1 or not np.array_equal(np.sort(ring), np.arange(n)):
             raise ConfigurationError("order must be a permutation of 0..n-1")
