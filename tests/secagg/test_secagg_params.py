@@ -190,7 +190,7 @@ def test_shape_of_any_answer(n, a, d, threat):
         return
     k, t = got.neighbours, got.threshold
     assert k == n - 1 or (k % 2 == 0 and 2 <= k <= n - 2)
-    assert 2 <= t
+    assert t >= 2
     assert t <= k if not got.complete else t <= n  # fcp's self-share: t <= k + 1
     assert got.minimum_survivors == math.ceil(n * (1 - d))
 
