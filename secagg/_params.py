@@ -51,6 +51,7 @@ MAX_CLIENTS = 1_000_000
 _SMALL = 1e-14  # fcp's guard against rounding counts in the insecure direction
 _LN2 = math.log(2.0)
 _TAIL_SLACK = 40.0  # nats: window truncation leaves out < e^-40 of the quantile level
+_GUESS = 0.6  # start the summing window this far (in normal-quantile units) above the mean
 _FIRST_CHUNK = 32
 _MAX_CHUNK = 512
 
@@ -152,46 +153,71 @@ def _log_pmf(
 
 def _tail_counts(
     lf: NDArray[np.float64], total: int, marked: int, draws: NDArray[np.int64],
-    lo: NDArray[np.int64], hi: NDArray[np.int64], log_q: float, upper: bool,
+    lo: NDArray[np.int64], hi: NDArray[np.int64], log_q: float,
 ) -> NDArray[np.int64]:
-    """Per row (one row per number of draws), count the x in [lo, hi] with
-    P(X > x) >= q (``upper``) or with P(X <= x) < q (lower). The mass outside
-    [lo, hi] must be negligible next to q; x beyond ``hi`` counts as zero mass."""
+    """Per row (one per number of draws), how many x in [lo, hi] have P(X > x) >= q.
+
+    Mass above ``hi`` is taken as zero: the caller makes it negligible next to q."""
     x = lo[:, None] + np.arange(int((hi - lo).max()) + 1)
     lp = _log_pmf(lf, total, marked, draws, x)
     lp[x > hi[:, None]] = -np.inf
     shift = lp.max(axis=1, keepdims=True)
     p = np.exp(lp - shift)
-    level = np.exp(log_q - shift)
-    if upper:  # P(X > x) = sum over y > x, summed from the far right (small terms first)
-        tail = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]
-        above = np.concatenate([tail[:, 1:], np.zeros_like(tail[:, :1])], axis=1)
-        return np.count_nonzero(above >= level, axis=1)
-    cdf = np.cumsum(p, axis=1)
-    return np.count_nonzero(cdf < level, axis=1)
+    # P(X > x): sums from the far right, small terms first, then shifted one place left
+    tail = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]
+    above = np.concatenate([tail[:, 1:], np.zeros_like(tail[:, :1])], axis=1)
+    return np.count_nonzero(above >= np.exp(log_q - shift), axis=1)
+
+
+def _negligible_beyond(lf: NDArray[np.float64], total: int, marked: int,
+                       draws: NDArray[np.int64], hi: NDArray[np.int64],
+                       log_q: float) -> NDArray[np.bool_]:
+    """Whether P(X > hi) < q e^-36, by log-concavity of the pmf: past the mode the ratio
+    r = pmf(x+1)/pmf(x) only falls, so P(X > hi) <= pmf(hi) r / (1 - r)."""
+    x = np.stack([hi - 1, hi], axis=1)
+    lp = _log_pmf(lf, total, marked, draws, x)
+    log_r = lp[:, 1] - lp[:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = lp[:, 1] + log_r - np.log1p(-np.exp(log_r))
+    top = np.minimum(draws, marked)
+    return (hi >= top) | ((log_r < 0) & (bound < log_q - 36.0))
 
 
 def _upper_quantile(lf: NDArray[np.float64], n: int, marked: int, ks: NDArray[np.int64],
                     log_q: float) -> NDArray[np.int64]:
-    """min{t : P(X > t) < q}, X ~ Hypergeometric(n, marked, k), for each k."""
+    """min{t : P(X > t) < q}, X ~ Hypergeometric(n, marked, k), for each k.
+
+    Only a window of x is summed. Its top: by Serfling's inequality (sampling without
+    replacement) the mass above mean + sqrt(k (1 - (k-1)/n) L / 2), L = ln(1/q) + 40,
+    is below q e^-40 (checked again by log-concavity). Its bottom: a normal-approximation
+    guess, kept only where the count proves it low enough, else floor(mean) - 1 (the
+    median of a hypergeometric is at least floor(mean), so P(X > floor(mean) - 1) >= 1/2).
+    """
+    top = np.minimum(ks, marked)
     mean = ks * (marked / n)
-    lo = np.maximum(np.floor(mean).astype(np.int64) - 1, 0)  # P(X >= floor(mean)) >= 1/2
-    spread = np.sqrt(ks * (_TAIL_SLACK - log_q) / 2.0)  # Hoeffding: mass beyond < q e^-40
-    hi = np.minimum(np.minimum(ks, marked), np.ceil(mean + spread).astype(np.int64) + 1)
-    hi = np.maximum(hi, lo)
-    return lo + _tail_counts(lf, n, marked, ks, lo, hi, log_q, upper=True)
+    sd = np.sqrt(mean * (1.0 - marked / n) * (n - ks) / max(n - 1, 1))
+    safe_lo = np.maximum(np.floor(mean).astype(np.int64) - 1, 0)
+    spread = np.sqrt(ks * (1.0 - (ks - 1) / n) * (_TAIL_SLACK - log_q) / 2.0)
+    hi = np.clip(np.ceil(mean + spread).astype(np.int64) + 1, safe_lo, top)
+    wide = ~_negligible_beyond(lf, n, marked, ks, hi, log_q)
+    hi = np.where(wide, top, hi)
+    guess = np.floor(mean + _GUESS * math.sqrt(-2.0 * log_q) * sd).astype(np.int64)
+    lo = np.clip(guess, safe_lo, hi)
+    counts = _tail_counts(lf, n, marked, ks, lo, hi, log_q)
+    redo = (counts == 0) & (lo > safe_lo)
+    if redo.any():
+        counts[redo] = _tail_counts(lf, n, marked, ks[redo], safe_lo[redo], hi[redo], log_q)
+        lo = np.where(redo, safe_lo, lo)
+    return lo + counts
 
 
 def _lower_quantile(lf: NDArray[np.float64], n: int, marked: int, ks: NDArray[np.int64],
                     log_q: float) -> NDArray[np.int64]:
-    """min{z : P(Z <= z) >= q}, Z ~ Hypergeometric(n, marked, k), for each k."""
-    mean = ks * (marked / n)
-    spread = np.sqrt(ks * (_TAIL_SLACK - log_q) / 2.0)
-    lo = np.maximum(np.floor(mean - spread).astype(np.int64) - 1, 0)
-    lo = np.maximum(lo, ks - (n - marked))  # support starts at max(0, k - (n - marked))
-    hi = np.minimum(ks, np.ceil(mean).astype(np.int64) + 1)  # P(Z <= ceil(mean)) >= 1/2
-    hi = np.maximum(hi, lo)
-    return lo + _tail_counts(lf, n, marked, ks, lo, hi, log_q, upper=False)
+    """min{z : P(Z <= z) >= q}, Z ~ Hypergeometric(n, marked, k), for each k.
+
+    W = k - Z ~ Hypergeometric(n, n - marked, k) and P(Z <= z) = P(W > k - z - 1), so
+    the answer is k - min{w : P(W > w) < q}."""
+    return ks - _upper_quantile(lf, n, n - marked, ks, log_q)
 
 
 def _log_disconnection(lf: NDArray[np.float64], n: int, bad: int,
