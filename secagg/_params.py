@@ -78,6 +78,8 @@ class GraphParameters:
     ``log2_corrupt_reconstruction`` that some client has enough corrupt neighbours to
     reconstruct its secrets (``t``, or ``2t - k`` for a semi-malicious server), and
     ``log2_too_few_survivors`` that some client has fewer than t surviving neighbours.
+    The last can miss the correctness target where fcp raises t to its Shamir minimum
+    of 2 (tiny n with dropouts, e.g. n = 10, d = 0.33: k = 4, t = 2, about 2^-1.6).
 
     Raises:
         ConfigurationError: the values cannot describe a graph (see the messages).
@@ -127,7 +129,7 @@ def _log_factorial_table(n: int) -> NDArray[np.float64]:
     global _log_factorials
     table = _log_factorials
     if table.size <= n:
-        size = max(n + 1, 2 * table.size, 1024)
+        size = max(n + 1, min(2 * table.size, MAX_CLIENTS + 1), 1024)
         table = np.fromiter((math.lgamma(m + 1.0) for m in range(size)), np.float64, size)
         table.flags.writeable = False
         _log_factorials = table
