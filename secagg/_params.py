@@ -367,7 +367,7 @@ def find_parameters(
     Raises:
         ConfigurationError: ``clients`` outside [2, 1,000,000]; ``dropout`` or ``corrupt``
             outside [0, 1); ``corrupt + dropout > 0.9`` (semi-honest) or
-            ``corrupt + 2 * dropout > 0.9`` (semi-malicious); bits outside [1, 1024];
+            ``corrupt + 2 * dropout > 0.9`` (semi-malicious); bits outside [1, 256];
             unknown ``threat``; or no graph at all (the complete-graph threshold
             ``ceil(n (1 - dropout))`` would not exceed the corrupt clients' reach).
     """
@@ -375,8 +375,8 @@ def find_parameters(
     d = _check_fraction("dropout", dropout)
     a = _check_fraction("corrupt", corrupt)
     model = _check_threat(threat)
-    s = _check_int("security_bits", security_bits, 1, 1024)
-    c = _check_int("correctness_bits", correctness_bits, 1, 1024)
+    s = _check_int("security_bits", security_bits, 1, 256)
+    c = _check_int("correctness_bits", correctness_bits, 1, 256)
     _check_feasible(a, d, model)
     survivors = math.ceil(n * (1.0 - d))
     n_corrupt = math.floor((a + _SMALL) * n)

@@ -74,6 +74,7 @@ def test_bell_et_al_table_values_from_peers():
         ({"corrupt": "0.1"}, "corrupt"),
         ({"threat": "malicious"}, "threat"),
         ({"security_bits": 0}, "security_bits"),
+        ({"security_bits": 257}, "security_bits"),
         ({"correctness_bits": 2.5}, "correctness_bits"),
     ],
 )
@@ -158,14 +159,18 @@ threats = st.sampled_from(["semi-honest", "semi-malicious"])
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.integers(2, 120), a=fractions_, d=fractions_, threat=threats)
-def test_matches_exact_oracle(n, a, d, threat):
-    expected = _oracle(n, a, d, threat)
+@given(n=st.integers(2, 120), a=fractions_, d=fractions_, threat=threats,
+       bits=st.sampled_from([(40, 20), (40, 20), (128, 64), (8, 4), (256, 1)]))
+def test_matches_exact_oracle(n, a, d, threat, bits):
+    s, c = bits
+    expected = _oracle(n, a, d, threat, s, c)
+    kwargs = {"clients": n, "corrupt": a, "dropout": d, "threat": threat,
+              "security_bits": s, "correctness_bits": c}
     if expected is None:
         with pytest.raises(ConfigurationError):
-            find_parameters(clients=n, corrupt=a, dropout=d, threat=threat)
+            find_parameters(**kwargs)
         return
-    got = find_parameters(clients=n, corrupt=a, dropout=d, threat=threat)
+    got = find_parameters(**kwargs)
     assert (got.neighbours, got.threshold) == expected
 
 
