@@ -19,7 +19,12 @@ from secagg._errors import (
     SecAggError,
 )
 from secagg._graph import NeighbourGraph, complete_graph, harary_graph
-from secagg._params import GraphParameters, ThreatModel, find_parameters
+from secagg._params import (
+    GraphParameters,
+    ThreatModel,
+    check_complete_graph,
+    find_parameters,
+)
 from secagg._plain import PlainBackend
 from secagg._strategy import (
     Config,
@@ -52,6 +57,7 @@ __all__ = [
     "ThreatModel",
     "GraphParameters",
     "find_parameters",
+    "check_complete_graph",
     "NeighbourGraph",
     "harary_graph",
     "complete_graph",

@@ -38,13 +38,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
 
 from secagg._errors import ConfigurationError
 
-__all__ = ["ThreatModel", "GraphParameters", "find_parameters", "MAX_CLIENTS"]
+__all__ = [
+    "ThreatModel", "GraphParameters", "find_parameters", "check_complete_graph", "MAX_CLIENTS",
+]
 
 #: fcp's upper bound on the number of clients (its tests stop at one million).
 MAX_CLIENTS = 1_000_000
@@ -54,6 +57,7 @@ _TAIL_SLACK = 40.0  # nats: window truncation leaves out < e^-40 of the quantile
 _GUESS = 0.6  # start the summing window this far (in normal-quantile units) above the mean
 _FIRST_CHUNK = 32
 _MAX_CHUNK = 512
+_CONNECTIVITY_BLOCK = 4096  # candidates per connectivity evaluation
 
 
 class ThreatModel(enum.Enum):
@@ -257,22 +261,31 @@ def _thresholds(inst: _Instance, lf: NDArray[np.float64],
     return t1, t2
 
 
+def _connected_candidates(inst: _Instance,
+                          lf: NDArray[np.float64]) -> Iterator[NDArray[np.int64]]:
+    """Blocks, ascending, of the even k < n - 1 that pass the connectivity check."""
+    step = 2 * _CONNECTIVITY_BLOCK
+    for start in range(2, inst.n - 1, step):
+        ks = np.arange(start, min(start + step, inst.n - 1), 2, dtype=np.int64)
+        yield ks[_log_disconnection(lf, inst.n, inst.bad, ks) < inst.log_disconnect_limit]
+
+
 def _search(inst: _Instance) -> tuple[int, int] | None:
-    """The first even k < n - 1 passing both checks, with its threshold; None if none."""
-    ks = np.arange(2, inst.n - 1, 2, dtype=np.int64)
-    if ks.size == 0:
-        return None
+    """The first even k < n - 1 passing both checks, with its threshold; None if none.
+
+    Candidates are tried in growing chunks so that the work stays near the answer."""
     lf = _log_factorial_table(inst.n)
-    ks = ks[_log_disconnection(lf, inst.n, inst.bad, ks) < inst.log_disconnect_limit]
-    start, chunk = 0, _FIRST_CHUNK
-    while start < ks.size:
-        block = ks[start:start + chunk]
-        t1, t2 = _thresholds(inst, lf, block)
-        ok = np.flatnonzero(t2 > t1)
-        if ok.size:
-            i = int(ok[0])
-            return int(block[i]), max(int(t1[i]) + 1, 2)
-        start, chunk = start + chunk, min(2 * chunk, _MAX_CHUNK)
+    chunk = _FIRST_CHUNK
+    for connected in _connected_candidates(inst, lf):
+        start = 0
+        while start < connected.size:
+            block = connected[start:start + chunk]
+            t1, t2 = _thresholds(inst, lf, block)
+            ok = np.flatnonzero(t2 > t1)
+            if ok.size:
+                i = int(ok[0])
+                return int(block[i]), max(int(t1[i]) + 1, 2)
+            start, chunk = start + block.size, min(2 * chunk, _MAX_CHUNK)
     return None
 
 
@@ -331,22 +344,56 @@ def _check_feasible(corrupt: float, dropout: float, threat: ThreatModel) -> None
         )
 
 
+def check_complete_graph(*, clients: int, threshold: int, dropout: float, corrupt: float,
+                         threat: ThreatModel | str = ThreatModel.SEMI_HONEST) -> None:
+    """Check a hand-picked threshold for the complete graph, as fcp's
+    ``CheckFullGraphParameters`` does (the complete-graph fallback of :func:`find_parameters`
+    uses ``threshold = ceil(clients * (1 - dropout))``).
+
+    Raises:
+        ConfigurationError: ``threshold`` not in [2, clients], below
+            ``ceil(clients * (1 - dropout))``, or not above ``ceil(corrupt * clients)``
+            (semi-honest) or ``ceil((clients + corrupt * clients) / 2)`` (semi-malicious);
+            or an argument out of range as in :func:`find_parameters`.
+    """
+    n = _check_int("clients", clients, 2, MAX_CLIENTS)
+    d = _check_fraction("dropout", dropout)
+    a = _check_fraction("corrupt", corrupt)
+    model = _check_threat(threat)
+    t = _check_int("threshold", threshold, 2, n)
+    survivors = math.ceil((1.0 - d) * n)
+    if t < survivors:
+        raise ConfigurationError(
+            f"threshold must be at least ceil(clients * (1 - dropout)) = {survivors} for the "
+            f"complete graph, got {t}"
+        )
+    if model is ThreatModel.SEMI_HONEST:
+        bound, rule = math.ceil(a * n), "ceil(corrupt * clients)"
+    else:
+        bound, rule = math.ceil((n + a * n) / 2), "ceil((clients + corrupt * clients) / 2)"
+    if t <= bound:
+        raise ConfigurationError(
+            f"threshold must exceed {rule} = {bound} for the complete graph against a "
+            f"{model.value} server, got {t}"
+        )
+
+
 def _complete_graph(n: int, corrupt: float, dropout: float, threat: ThreatModel,
                     survivors: int) -> GraphParameters:
-    """fcp's fallback (``CheckFullGraphParameters``): complete graph, t = ceil(n (1 - d))."""
-    t = survivors
-    if threat is ThreatModel.SEMI_HONEST:
-        bound, rule = math.ceil(corrupt * n), "ceil(corrupt * clients)"
-    else:
-        bound, rule = math.ceil((n + corrupt * n) / 2), "ceil((clients + corrupt * clients) / 2)"
-    if t <= 1 or t <= bound:
+    """fcp's fallback: the complete graph with threshold ``ceil(n (1 - d))``."""
+    try:
+        check_complete_graph(clients=n, threshold=max(survivors, 2), dropout=dropout,
+                             corrupt=corrupt, threat=threat)
+        if survivors < 2:
+            raise ConfigurationError(f"threshold must be at least 2, got {survivors}")
+    except ConfigurationError as error:
         raise ConfigurationError(
-            f"no Harary graph fits {n} clients and the complete-graph threshold "
-            f"ceil(clients * (1 - dropout)) = {t} must exceed max(1, {rule}) = {max(1, bound)} "
-            f"({threat.value}); lower dropout or corrupt, or add clients"
-        )
+            f"no Harary graph fits {n} clients, and the complete-graph fallback with "
+            f"threshold ceil(clients * (1 - dropout)) = {survivors} fails: {error}; lower "
+            f"dropout or corrupt, or add clients"
+        ) from None
     inf = -math.inf
-    return GraphParameters(clients=n, neighbours=n - 1, threshold=t, threat=threat,
+    return GraphParameters(clients=n, neighbours=n - 1, threshold=survivors, threat=threat,
                            minimum_survivors=survivors, log2_disconnection=inf,
                            log2_corrupt_reconstruction=inf, log2_too_few_survivors=inf)
 

@@ -58,6 +58,24 @@ def test_invalid_configurations_name_the_rule(case):
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize("case", DATA["complete_graph_threshold_check"],
+                         ids=lambda c: c["source"].split(".")[-1].split(" ")[0])
+def test_fcp_complete_graph_threshold_check(case):
+    args = {k: case[k] for k in ("clients", "corrupt", "dropout", "threat")}
+    for t in case.get("valid_thresholds", []):
+        secagg.check_complete_graph(threshold=t, **args)
+    for t in case.get("invalid_thresholds", []):
+        with pytest.raises(ConfigurationError, match="threshold"):
+            secagg.check_complete_graph(threshold=t, **args)
+
+
+def test_complete_graph_check_semi_malicious_rule():
+    args = {"clients": 100, "corrupt": 0.1, "dropout": 0.2, "threat": "semi-malicious"}
+    secagg.check_complete_graph(threshold=56, **args)  # > ceil((100 + 10) / 2) = 55
+    with pytest.raises(ConfigurationError, match=r"ceil\(\(clients \+ corrupt"):
+        secagg.check_complete_graph(threshold=55, **args)
+
+
 def test_bell_et_al_table_values_from_peers():
     # PEERS.md (Google's production finder, as in Bell et al. CCS 2020), n = 1000.
     assert find_parameters(clients=1000, dropout=0.05, corrupt=0.05).neighbours == 30
@@ -115,7 +133,7 @@ def dataclasses_frozen_error() -> type[Exception]:
 
 def test_exported_from_package():
     for name in ("ThreatModel", "GraphParameters", "find_parameters", "harary_graph",
-                 "complete_graph"):
+                 "complete_graph", "check_complete_graph", "NeighbourGraph"):
         assert name in secagg.__all__ and hasattr(secagg, name)
 
 
