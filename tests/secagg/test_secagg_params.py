@@ -70,10 +70,12 @@ def test_fcp_complete_graph_threshold_check(case):
 
 
 def test_complete_graph_check_semi_malicious_rule():
-    args = {"clients": 100, "corrupt": 0.1, "dropout": 0.2, "threat": "semi-malicious"}
-    secagg.check_complete_graph(threshold=56, **args)  # > ceil((100 + 10) / 2) = 55
+    args = {"clients": 100, "corrupt": 0.3, "dropout": 0.4, "threat": "semi-malicious"}
+    secagg.check_complete_graph(threshold=66, **args)  # >= 60 and > ceil((100 + 30) / 2)
     with pytest.raises(ConfigurationError, match=r"ceil\(\(clients \+ corrupt"):
-        secagg.check_complete_graph(threshold=55, **args)
+        secagg.check_complete_graph(threshold=65, **args)
+    with pytest.raises(ConfigurationError, match="dropout"):
+        secagg.check_complete_graph(threshold=59, **{**args, "threat": "semi-honest"})
 
 
 def test_bell_et_al_table_values_from_peers():
