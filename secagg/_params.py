@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secagg._errors import ConfigurationError
+from secagg._hypergeom import log_factorial_table, log_pmf, lower_quantile, upper_quantile
 
 __all__ = [
     "ThreatModel", "GraphParameters", "find_parameters", "check_complete_graph", "MAX_CLIENTS",
@@ -53,8 +54,6 @@ __all__ = [
 MAX_CLIENTS = 1_000_000
 _SMALL = 1e-14  # fcp's guard against rounding counts in the insecure direction
 _LN2 = math.log(2.0)
-_TAIL_SLACK = 40.0  # nats: window truncation leaves out < e^-40 of the quantile level
-_GUESS = 0.6  # start the summing window this far (in normal-quantile units) above the mean
 _FIRST_CHUNK = 32
 _MAX_CHUNK = 512
 _CONNECTIVITY_BLOCK = 4096  # candidates per connectivity evaluation
@@ -122,108 +121,7 @@ class GraphParameters:
         return self.neighbours == self.clients - 1
 
 
-# --------------------------------------------------------------------------- math
-
-
-_log_factorials: NDArray[np.float64] = np.zeros(1)
-
-
-def _log_factorial_table(n: int) -> NDArray[np.float64]:
-    """``log m!`` for m = 0..n (at least), from ``math.lgamma`` as fcp uses; cached."""
-    global _log_factorials
-    table = _log_factorials
-    if table.size <= n:
-        size = max(n + 1, min(2 * table.size, MAX_CLIENTS + 1), 1024)
-        table = np.fromiter((math.lgamma(m + 1.0) for m in range(size)), np.float64, size)
-        table.flags.writeable = False
-        _log_factorials = table
-    return table
-
-
-def _log_pmf(
-    lf: NDArray[np.float64], total: int, marked: int, draws: NDArray[np.int64],
-    x: NDArray[np.int64],
-) -> NDArray[np.float64]:
-    """log P(X = x) for X ~ Hypergeometric(total, marked, draws); rows are draws."""
-    k = draws[:, None]
-    rest = total - marked - k + x
-    valid = (x >= 0) & (x <= marked) & (x <= k) & (rest >= 0)
-    top = total
-    const = lf[marked] + lf[total - marked] + lf[k] + lf[total - k] - lf[total]
-    lp = const - (
-        lf[np.clip(x, 0, top)] + lf[np.clip(marked - x, 0, top)]
-        + lf[np.clip(k - x, 0, top)] + lf[np.clip(rest, 0, top)]
-    )
-    return np.where(valid, lp, -np.inf)
-
-
-def _tail_counts(
-    lf: NDArray[np.float64], total: int, marked: int, draws: NDArray[np.int64],
-    lo: NDArray[np.int64], hi: NDArray[np.int64], log_q: float,
-) -> NDArray[np.int64]:
-    """Per row (one per number of draws), how many x in [lo, hi] have P(X > x) >= q.
-
-    Mass above ``hi`` is taken as zero: the caller makes it negligible next to q."""
-    x = lo[:, None] + np.arange(int((hi - lo).max()) + 1)
-    lp = _log_pmf(lf, total, marked, draws, x)
-    lp[x > hi[:, None]] = -np.inf
-    shift = lp.max(axis=1, keepdims=True)
-    p = np.exp(lp - shift)
-    # P(X > x): sums from the far right, small terms first, then shifted one place left
-    tail = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]
-    above = np.concatenate([tail[:, 1:], np.zeros_like(tail[:, :1])], axis=1)
-    return np.count_nonzero(above >= np.exp(log_q - shift), axis=1)
-
-
-def _negligible_beyond(lf: NDArray[np.float64], total: int, marked: int,
-                       draws: NDArray[np.int64], hi: NDArray[np.int64],
-                       log_q: float) -> NDArray[np.bool_]:
-    """Whether P(X > hi) < q e^-36, by log-concavity of the pmf: past the mode the ratio
-    r = pmf(x+1)/pmf(x) only falls, so P(X > hi) <= pmf(hi) r / (1 - r)."""
-    x = np.stack([hi - 1, hi], axis=1)
-    lp = _log_pmf(lf, total, marked, draws, x)
-    log_r = lp[:, 1] - lp[:, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bound = lp[:, 1] + log_r - np.log1p(-np.exp(log_r))
-    top = np.minimum(draws, marked)
-    return (hi >= top) | ((log_r < 0) & (bound < log_q - 36.0))
-
-
-def _upper_quantile(lf: NDArray[np.float64], n: int, marked: int, ks: NDArray[np.int64],
-                    log_q: float) -> NDArray[np.int64]:
-    """min{t : P(X > t) < q}, X ~ Hypergeometric(n, marked, k), for each k.
-
-    Only a window of x is summed. Its top: by Serfling's inequality (sampling without
-    replacement) the mass above mean + sqrt(k (1 - (k-1)/n) L / 2), L = ln(1/q) + 40,
-    is below q e^-40 (checked again by log-concavity). Its bottom: a normal-approximation
-    guess, kept only where the count proves it low enough, else floor(mean) - 1 (the
-    median of a hypergeometric is at least floor(mean), so P(X > floor(mean) - 1) >= 1/2).
-    """
-    top = np.minimum(ks, marked)
-    mean = ks * (marked / n)
-    sd = np.sqrt(mean * (1.0 - marked / n) * (n - ks) / max(n - 1, 1))
-    safe_lo = np.maximum(np.floor(mean).astype(np.int64) - 1, 0)
-    spread = np.sqrt(ks * (1.0 - (ks - 1) / n) * (_TAIL_SLACK - log_q) / 2.0)
-    hi = np.clip(np.ceil(mean + spread).astype(np.int64) + 1, safe_lo, top)
-    wide = ~_negligible_beyond(lf, n, marked, ks, hi, log_q)
-    hi = np.where(wide, top, hi)
-    guess = np.floor(mean + _GUESS * math.sqrt(-2.0 * log_q) * sd).astype(np.int64)
-    lo = np.clip(guess, safe_lo, hi)
-    counts = _tail_counts(lf, n, marked, ks, lo, hi, log_q)
-    redo = (counts == 0) & (lo > safe_lo)
-    if redo.any():
-        counts[redo] = _tail_counts(lf, n, marked, ks[redo], safe_lo[redo], hi[redo], log_q)
-        lo = np.where(redo, safe_lo, lo)
-    return lo + counts
-
-
-def _lower_quantile(lf: NDArray[np.float64], n: int, marked: int, ks: NDArray[np.int64],
-                    log_q: float) -> NDArray[np.int64]:
-    """min{z : P(Z <= z) >= q}, Z ~ Hypergeometric(n, marked, k), for each k.
-
-    W = k - Z ~ Hypergeometric(n, n - marked, k) and P(Z <= z) = P(W > k - z - 1), so
-    the answer is k - min{w : P(W > w) < q}."""
-    return ks - _upper_quantile(lf, n, n - marked, ks, log_q)
+# ------------------------------------------------------------------------ search
 
 
 def _log_disconnection(lf: NDArray[np.float64], n: int, bad: int,
@@ -234,9 +132,6 @@ def _log_disconnection(lf: NDArray[np.float64], n: int, bad: int,
     kk = np.where(possible, ks, 0)
     lp = pairs + lf[bad] + lf[n - kk] - lf[n] - lf[bad - kk]
     return np.where(possible, lp, -np.inf)
-
-
-# ------------------------------------------------------------------------ search
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -254,8 +149,8 @@ class _Instance:
 def _thresholds(inst: _Instance, lf: NDArray[np.float64],
                 ks: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(t1, t2) per k: t must lie in (t1, t2]; t1 already adjusted for the threat."""
-    t1 = _upper_quantile(lf, inst.n, inst.corrupt, ks, inst.log_q_security)
-    t2 = _lower_quantile(lf, inst.n, inst.surviving, ks, inst.log_q_correctness)
+    t1 = upper_quantile(lf, inst.n, inst.corrupt, ks, inst.log_q_security)
+    t2 = lower_quantile(lf, inst.n, inst.surviving, ks, inst.log_q_correctness)
     if inst.threat is ThreatModel.SEMI_MALICIOUS:
         t1 = np.ceil((t1 + ks - 1.25) / 2.0).astype(np.int64)
     return t1, t2
@@ -274,7 +169,7 @@ def _search(inst: _Instance) -> tuple[int, int] | None:
     """The first even k < n - 1 passing both checks, with its threshold; None if none.
 
     Candidates are tried in growing chunks so that the work stays near the answer."""
-    lf = _log_factorial_table(inst.n)
+    lf = log_factorial_table(inst.n)
     chunk = _FIRST_CHUNK
     for connected in _connected_candidates(inst, lf):
         start = 0
@@ -291,12 +186,12 @@ def _search(inst: _Instance) -> tuple[int, int] | None:
 
 def _log2_bounds(inst: _Instance, k: int, t: int) -> tuple[float, float, float]:
     """Achieved log2 bounds (disconnection, corrupt reconstruction, too few survivors)."""
-    lf = _log_factorial_table(inst.n)
+    lf = log_factorial_table(inst.n)
     kk = np.array([k], dtype=np.int64)
     disc = float(_log_disconnection(lf, inst.n, inst.bad, kk)[0]) / _LN2
     x = np.arange(k + 1, dtype=np.int64)[None, :]
-    corrupt = _log_pmf(lf, inst.n, inst.corrupt, kk, x)[0]
-    alive = _log_pmf(lf, inst.n, inst.surviving, kk, x)[0]
+    corrupt = log_pmf(lf, inst.n, inst.corrupt, kk, x)[0]
+    alive = log_pmf(lf, inst.n, inst.surviving, kk, x)[0]
     need = t if inst.threat is ThreatModel.SEMI_HONEST else max(2 * t - k, 0)
     log_n = math.log(inst.n)
     bad_event = (log_n + float(np.logaddexp.reduce(corrupt[need:]))) / _LN2

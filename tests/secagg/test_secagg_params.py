@@ -8,6 +8,7 @@ import math
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -242,3 +243,34 @@ def test_semi_malicious_needs_at_least_as_many_neighbours(n, a, d):
     malicious = _try(n, a, d, "semi-malicious")
     if malicious is not None:
         assert honest is not None and malicious.neighbours >= honest.neighbours
+
+
+# ----------------------------------------------------- windowed tails, exact integers
+
+
+def _exact_upper_quantile(n: int, marked: int, k: int, bits: int) -> int:
+    """min{t : P(X > t) < 2^-bits / n} in integers: sum C(K,x) C(n-K,k-x) 2^bits n < C(n,k)."""
+    total = math.comb(n, k)
+    tail = 0
+    for t in range(min(k, marked), -1, -1):  # tail = sum over x > t
+        if tail * 2**bits * n >= total:
+            return t + 1
+        tail += math.comb(marked, t) * math.comb(n - marked, k - t)
+    return 0
+
+
+@pytest.mark.parametrize(("n", "marked", "k", "bits"), [
+    (5000, 1650, 1200, 41), (5000, 4000, 2400, 41), (5000, 250, 700, 41),
+    (4000, 3000, 3500, 20), (3000, 1500, 2998, 41), (2000, 20, 900, 20),
+    (6000, 5999, 3000, 41), (6000, 0, 3000, 41), (100000, 45000, 300, 41),
+])
+def test_windowed_upper_quantile_is_exact(n, marked, k, bits):
+    from secagg._hypergeom import log_factorial_table, lower_quantile, upper_quantile
+
+    lf = log_factorial_table(n)
+    log_q = -bits * math.log(2) - math.log(n)
+    ks = np.array([k, k - 2, k - 1], dtype=np.int64)
+    got = upper_quantile(lf, n, marked, ks, log_q)
+    assert got.tolist() == [_exact_upper_quantile(n, marked, int(j), bits) for j in ks]
+    # lower quantile of Z ~ HG(n, n - marked, k) is k - the upper quantile above
+    assert (lower_quantile(lf, n, n - marked, ks, log_q) == ks - got).all()
