@@ -315,8 +315,9 @@ class CKKSClient:
     """Client session: encrypts its update; a key holder also decrypts the sum."""
 
     def __init__(self, *, keys: CKKSKeys, vector: np.ndarray, weight: float) -> None:
-        self._vector = check_vector(vector)
-        self._packed = pack(self._vector, weight, keys.params.weight_scale)
+        vector = check_vector(vector)
+        self._dim = vector.shape[0]
+        self._packed = pack(vector, weight, keys.params.weight_scale)  # the only copy kept
         self._keys = keys
         self._sent = False
         self._decrypted = False
@@ -346,9 +347,9 @@ class CKKSClient:
         if self._sent:
             raise RemoteProtocolError("server", "asked twice for the same update")
         self._check_key(message.key_id)
-        if message.dim != self._vector.shape[0]:
+        if message.dim != self._dim:
             raise RemoteProtocolError(
-                "server", f"asks for dimension {message.dim}, update has {self._vector.shape[0]}"
+                "server", f"asks for dimension {message.dim}, update has {self._dim}"
             )
         params = self._keys.params
         peak = float(np.max(np.abs(self._packed)))
