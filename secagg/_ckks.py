@@ -22,12 +22,10 @@ An illegal call (wrong stage, unknown client) raises and leaves the state unchan
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Any
 
 import numpy as np
 
-from secagg import _wire
 from secagg._backend import AggregateResult, check_vector
 from secagg._ckks_crypto import (
     CKKSKeyMismatch,
@@ -37,6 +35,13 @@ from secagg._ckks_crypto import (
     Engine,
     pack,
     unpack,
+)
+from secagg._ckks_messages import (
+    CKKSDecryptReply,
+    CKKSDecryptRequest,
+    CKKSRequest,
+    CKKSUpdate,
+    Stage,
 )
 from secagg._errors import (
     ConfigurationError,
@@ -55,54 +60,6 @@ __all__ = [
     "CKKSDecryptReply",
     "Stage",
 ]
-
-
-@_wire.register(40)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CKKSRequest:
-    """Server -> every sampled client: encrypt your update under key ``key_id``."""
-
-    round_id: int
-    dim: int
-    n_clients: int
-    key_id: bytes
-
-
-@_wire.register(41)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CKKSUpdate:
-    """Client -> server: the packed weighted update, one ciphertext per N/2 floats."""
-
-    round_id: int
-    key_id: bytes
-    chunks: tuple[bytes, ...]
-
-
-@_wire.register(42)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CKKSDecryptRequest:
-    """Server -> one key holder: decrypt this sum of ``contributors``' updates."""
-
-    round_id: int
-    dim: int
-    key_id: bytes
-    contributors: tuple[int, ...]
-    chunks: tuple[bytes, ...]
-
-
-@_wire.register(43)
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CKKSDecryptReply:
-    """Key holder -> server: the decrypted packed sum (``dim + 1`` floats)."""
-
-    round_id: int
-    values: np.ndarray
-
-
-class Stage(enum.Enum):
-    ENCRYPTED_INPUT = "encrypted_input"
-    DECRYPT = "decrypt"
-    DONE = "done"
 
 
 _NEXT_STAGE = {Stage.ENCRYPTED_INPUT: Stage.DECRYPT, Stage.DECRYPT: Stage.DONE}

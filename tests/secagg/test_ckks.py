@@ -11,13 +11,13 @@ import pytest
 ts = pytest.importorskip("tenseal")
 
 import secagg  # noqa: E402
-from secagg._ckks import (  # noqa: E402
+from secagg._ckks_crypto import Engine, chunk_sizes, pack, unpack  # noqa: E402
+from secagg._ckks_messages import (  # noqa: E402
     CKKSDecryptReply,
     CKKSDecryptRequest,
     CKKSRequest,
     CKKSUpdate,
 )
-from secagg._ckks_crypto import Engine, chunk_sizes, pack, unpack  # noqa: E402
 
 # Stated precision of the defaults (scale 2^40): a fresh ciphertext's error is below
 # 1e-8 per slot; n of them below sqrt(n) * 1e-8 (measured 3.7e-8 for 100).
