@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ts = pytest.importorskip("tenseal")
 
@@ -399,3 +401,39 @@ def test_packing_round_trips(length, slots):
     total, weight = unpack(packed, 2.0)
     np.testing.assert_allclose(total, 6.0 * x)
     assert weight == 6.0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    vanished=st.sets(st.sampled_from(range(10, 16))),
+    rejected=st.sets(st.sampled_from(range(10, 16)), max_size=2),
+    bad_decryptor=st.booleans(),
+)
+def test_sum_is_exactly_the_accepted_updates_for_any_dropout(backend, vanished, rejected, bad_decryptor):
+    rejected = rejected - vanished
+    xs, ws = inputs(6, 40, seed=3)
+    errors: list[secagg.RemoteProtocolError] = []
+    first_holder = min(set(xs) - vanished - rejected, default=None)
+
+    def tamper(cid, msg):
+        if isinstance(msg, CKKSUpdate) and cid in rejected:
+            return dataclasses.replace(msg, chunks=(msg.chunks[0][:-1],))
+        if isinstance(msg, CKKSDecryptReply) and bad_decryptor and cid == first_holder:
+            return dataclasses.replace(msg, values=np.full_like(msg.values, np.nan))
+        return msg
+
+    vanish = frozenset(("encrypted_input", c) for c in vanished)
+    server = run_round(backend, xs, ws, vanish=vanish, tamper=tamper, errors=errors, deadline=False)
+    accepted = tuple(sorted(set(xs) - vanished - rejected))
+    assert {e.peer for e in errors} == rejected | ({first_holder} if bad_decryptor and len(accepted) >= 2 else set())
+    if len(accepted) == 0:
+        assert server.result().contributors == ()
+        return
+    if len(accepted) < 2:  # below min_contributors: never decrypted
+        with pytest.raises(secagg.RecoveryError):
+            server.result()
+        return
+    res = server.result()
+    assert res.contributors == accepted and res.dropped == tuple(sorted(vanished | rejected))
+    want_sum, want_w = expected(xs, ws, accepted)
+    np.testing.assert_allclose(res.weighted_sum, want_sum, rtol=0, atol=SUM_ATOL * want_w)
