@@ -437,3 +437,12 @@ def test_sum_is_exactly_the_accepted_updates_for_any_dropout(backend, vanished, 
     assert res.contributors == accepted and res.dropped == tuple(sorted(vanished | rejected))
     want_sum, want_w = expected(xs, ws, accepted)
     np.testing.assert_allclose(res.weighted_sum, want_sum, rtol=0, atol=SUM_ATOL * want_w)
+
+
+def test_sessions_satisfy_the_backend_interface(backend):
+    rng = np.random.default_rng()
+    assert backend.name == "ckks"
+    assert isinstance(backend.server_session(round_id=1, client_ids=(1, 2), dim=3, rng=rng), secagg.ServerSession)
+    assert isinstance(backend.client_session(client_id=1, vector=np.ones(3), weight=1.0, rng=rng), secagg.ClientSession)
+    with pytest.raises(ValueError, match="weight"):
+        backend.client_session(client_id=1, vector=np.ones(3), weight=0.0, rng=rng)
