@@ -32,7 +32,6 @@ from secagg._ckks_crypto import (
     CKKSKeys,
     CKKSLengthMismatch,
     CKKSParams,
-    Engine,
     pack,
     unpack,
 )
@@ -43,6 +42,7 @@ from secagg._ckks_messages import (
     CKKSUpdate,
     Stage,
 )
+from secagg._ckks_seal import Engine
 from secagg._errors import (
     ConfigurationError,
     LocalProtocolError,
@@ -276,8 +276,15 @@ class CKKSClient:
         self._dim = vector.shape[0]
         self._packed = pack(vector, weight, keys.params.weight_scale)  # the only copy kept
         self._keys = keys
+        self._engine: Engine | None = None
         self._sent = False
         self._decrypted = False
+
+    def _get_engine(self) -> Engine:
+        """The client's context: the secret key on key holders (seeded encryption)."""
+        if self._engine is None:
+            self._engine = Engine(self._keys, secret=self._keys.has_secret)
+        return self._engine
 
     def receive(self, message: object) -> object | None:
         """Answer the server.
@@ -316,7 +323,7 @@ class CKKSClient:
                 f"updates could exceed the CKKS headroom {params.headroom:.4g} and wrap "
                 "around; raise weight_scale (or lower scale_bits)"
             )
-        engine = Engine(self._keys.public(), secret=False)
+        engine = self._get_engine()
         chunks = engine.encrypt(self._packed)
         self._sent = True
         return CKKSUpdate(round_id=message.round_id, key_id=engine.key_id, chunks=chunks)
@@ -333,10 +340,13 @@ class CKKSClient:
                 "server", f"asks to decrypt a sum of {len(set(message.contributors))} "
                 f"client(s); this key holder requires at least {minimum}"
             )
-        engine = Engine(self._keys, secret=True)
-        vectors = engine.load(message.chunks, message.dim + 1, peer="server")
+        engine = self._get_engine()
+        length = message.dim + 1
+        ciphertexts = engine.load(message.chunks, length, peer="server")
         self._decrypted = True
-        return CKKSDecryptReply(round_id=message.round_id, values=engine.decrypt(vectors))
+        return CKKSDecryptReply(
+            round_id=message.round_id, values=engine.decrypt(ciphertexts, length)
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
