@@ -16,6 +16,7 @@ from secagg._ckks_crypto import (
     MalformedCKKSCiphertext,
     MissingExtraError,
 )
+from secagg._client import SecAggPlusClient
 from secagg._errors import (
     ConfigurationError,
     CryptoError,
@@ -29,6 +30,11 @@ from secagg._errors import (
     SecAggError,
 )
 from secagg._plain import PlainBackend
+from secagg._quantize import Quantizer
+from secagg._secaggplus import SecAggPlusBackend
+from secagg._server import SecAggPlusServer
+from secagg._simulate import DROP_STAGES, SimulationResult, dropout_schedule, simulate
+from secagg._stages import ClientStage, ServerStage
 from secagg._strategy import (
     Config,
     Parameters,
@@ -65,6 +71,16 @@ __all__ = [
     "CKKSLengthMismatch",
     "MalformedCKKSCiphertext",
     "MissingExtraError",
+    "Quantizer",
+    "SecAggPlusBackend",
+    "SecAggPlusClient",
+    "SecAggPlusServer",
+    "SimulationResult",
+    "DROP_STAGES",
+    "dropout_schedule",
+    "simulate",
+    "ClientStage",
+    "ServerStage",
     "Config",
     "Parameters",
     "Strategy",
