@@ -368,7 +368,7 @@ class CKKSBackend:
 
     keys: CKKSKeys
     key_holders: tuple[int, ...] | None = None
-    name: str = "ckks"
+    name: str = dataclasses.field(default="ckks", init=False)
 
     @classmethod
     def generate(
