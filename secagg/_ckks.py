@@ -4,7 +4,8 @@ decrypts only the sum.
 Rules of the server session (stages are data: :data:`_NEXT_STAGE`, :data:`_EXPECTS`):
 
 - ``encrypted_input``: every sampled client gets a :class:`CKKSRequest` and answers
-  with a :class:`CKKSUpdate` (its packed ``[(w/S) x, w/S]`` under the public key).
+  with a :class:`CKKSUpdate`: its packed ``[(w/S) x, w/S]``, encrypted seeded under
+  the secret key on a key holder (16 B/float), under the public key otherwise (32).
   A client whose update is rejected (wrong key, corrupt, wrong length) is dropped
   and the error, naming it, is raised; the round goes on without it. The stage ends
   when nobody is pending, or on ``close_stage()`` (the pending become dropped).
@@ -353,8 +354,8 @@ class CKKSClient:
 class CKKSBackend:
     """Homomorphic aggregation with CKKS (TenSEAL): the coordinator sees only ciphertexts.
 
-    ``keys`` holds the public context, plus the secret one where this process is a
-    key holder. The server session uses only the public context. ``key_holders``
+    ``keys`` holds the public key, plus the secret key where this process is a key
+    holder. The server session uses only the public key. ``key_holders``
     names the clients that hold the secret key and may be asked to decrypt the sum,
     in order of preference (``None``: every client). See ``docs/ckks.md`` for the
     threat model.
@@ -389,7 +390,7 @@ class CKKSBackend:
     def client_session(
         self, *, client_id: int, vector: np.ndarray, weight: float, rng: np.random.Generator
     ) -> CKKSClient:
-        """A client session; only key holders keep the secret context.
+        """A client session; only key holders keep the secret key (and encrypt seeded).
 
         ``rng`` is unused: encryption randomness must be cryptographic and comes
         from SEAL's OS-seeded generator.
