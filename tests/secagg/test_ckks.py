@@ -488,3 +488,13 @@ def test_sessions_satisfy_the_backend_interface(backend):
     assert isinstance(backend.client_session(client_id=1, vector=np.ones(3), weight=1.0, rng=rng), secagg.ClientSession)
     with pytest.raises(ValueError, match="weight"):
         backend.client_session(client_id=1, vector=np.ones(3), weight=0.0, rng=rng)
+
+
+def test_generic_simulate_driver_runs_ckks_with_dropouts(backend):
+    result = secagg.simulate(
+        clients=12, dim=3000, backend=backend, seed=4,
+        dropouts={3: "encrypted_input", 0: "decrypt"},  # client 0 is the first decryptor
+    )
+    assert result.backend == "ckks" and result.dropped == (3,)
+    assert result.max_abs_error < 1e-7
+    assert set(result.seconds["server_stages"]) >= {"encrypted_input", "decrypt"}
