@@ -10,7 +10,7 @@ clients without the secret key). The chain is one prime and needs no key switchi
 
 ``tenseal.sealapi`` saves and loads only through a file path, so :class:`_SealBytes`
 moves bytes through one in-memory file (``memfd``; a private temporary file where
-there is no ``memfd_create``). Nothing touches the disk on Linux.
+there is no ``memfd_create`` or no ``/proc``). Nothing touches the disk on Linux.
 """
 
 from __future__ import annotations
@@ -57,12 +57,14 @@ class _SealBytes:
 
     def __init__(self) -> None:
         if hasattr(os, "memfd_create"):
-            self._fd = os.memfd_create("blindsum-seal", os.MFD_CLOEXEC)
-            self._path = f"/proc/self/fd/{self._fd}"
-            weakref.finalize(self, os.close, self._fd)
-        else:  # pragma: no cover - not Linux
-            self._fd, self._path = tempfile.mkstemp(prefix="blindsum-seal-")
-            weakref.finalize(self, _close_and_unlink, self._fd, self._path)
+            fd = os.memfd_create("blindsum-seal", os.MFD_CLOEXEC)
+            if os.path.exists(f"/proc/self/fd/{fd}"):
+                self._fd, self._path = fd, f"/proc/self/fd/{fd}"
+                weakref.finalize(self, os.close, fd)
+                return
+            os.close(fd)  # pragma: no cover - no /proc mounted
+        self._fd, self._path = tempfile.mkstemp(prefix="blindsum-seal-")  # pragma: no cover
+        weakref.finalize(self, _close_and_unlink, self._fd, self._path)  # pragma: no cover
 
     def dump(self, obj: Any) -> bytes:
         obj.save(self._path)  # SEAL opens the path for writing, truncating it
