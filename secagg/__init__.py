@@ -29,6 +29,13 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
+from secagg._graph import NeighbourGraph, complete_graph, harary_graph
+from secagg._params import (
+    GraphParameters,
+    ThreatModel,
+    check_complete_graph,
+    find_parameters,
+)
 from secagg._plain import PlainBackend
 from secagg._quantize import Quantizer
 from secagg._secaggplus import SecAggPlusBackend
@@ -81,6 +88,13 @@ __all__ = [
     "simulate",
     "ClientStage",
     "ServerStage",
+    "ThreatModel",
+    "GraphParameters",
+    "find_parameters",
+    "check_complete_graph",
+    "NeighbourGraph",
+    "harary_graph",
+    "complete_graph",
     "Config",
     "Parameters",
     "Strategy",

@@ -28,11 +28,15 @@ __all__ = [
     "CIPHERTEXT_BYTES",
     "SHARE_PLAINTEXT_BYTES",
     "KEY_BYTES",
+    "SIGNATURE_BYTES",
+    "ConsistencyRequest",
+    "ConsistencySignature",
     "LIMBS",
     "ids",
 ]
 
 KEY_BYTES = 32
+SIGNATURE_BYTES = 64
 LIMBS = 16  # a share is sixteen 31-bit field elements
 SHARE_PLAINTEXT_BYTES = 16 + 2 * 4 * LIMBS  # sender, receiver, self-mask share, mask-key share
 CIPHERTEXT_BYTES = 12 + SHARE_PLAINTEXT_BYTES + 16  # nonce, plaintext, GCM tag
@@ -45,7 +49,12 @@ def _check_key(name: str, key: bytes) -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RoundConfig:
-    """What every client must know to take part in a round (sent in the first request)."""
+    """What every client must know to take part in a round (sent in the first request).
+
+    Every client holds one share of its own secrets besides the ``neighbours`` shares
+    it hands out (as in Bonawitz et al. and Google's implementation), so a secret has
+    ``neighbours + 1`` shares and ``threshold`` of them recover it.
+    """
 
     round_id: int
     num_clients: int
@@ -56,20 +65,25 @@ class RoundConfig:
     scale: float
     modulus_bits: int
     max_weight: int
+    authenticated: bool = False  # signed keys and a consistency check (malicious server)
+    encoding: str = "quantize"  # or "words": clients bring their own words modulo 2^modulus_bits
 
     def __post_init__(self) -> None:
         if self.num_clients < 2:
             raise ValueError(f"num_clients must be >= 2, got {self.num_clients}")
         if not 1 <= self.neighbours <= self.num_clients - 1:
             raise ValueError(f"neighbours must be in 1..{self.num_clients - 1}, got {self.neighbours}")
-        if not 1 <= self.threshold <= self.neighbours:
-            raise ValueError(f"threshold must be in 1..neighbours ({self.neighbours}), got {self.threshold}")
+        if not 2 <= self.threshold <= self.neighbours + 1:
+            raise ValueError(f"threshold must be in 2..neighbours + 1 ({self.neighbours + 1}), "
+                             f"got {self.threshold}")
         if self.dim < 1:
             raise ValueError(f"dim must be >= 1, got {self.dim}")
         if not (math.isfinite(self.clip) and self.clip > 0 and math.isfinite(self.scale) and self.scale > 0):
             raise ValueError("clip and scale must be positive numbers")
         if not 2 <= self.modulus_bits <= 64 or self.max_weight < 1:
             raise ValueError("modulus_bits must be in 2..64 and max_weight >= 1")
+        if self.encoding not in ("quantize", "words"):
+            raise ValueError(f"encoding must be 'quantize' or 'words', got {self.encoding!r}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,10 +109,13 @@ class AdvertiseKeys:
     round_id: int
     encryption_key: bytes
     mask_key: bytes
+    signature: bytes = b""  # Ed25519 over both keys, in authenticated rounds
 
     def __post_init__(self) -> None:
         _check_key("encryption_key", self.encryption_key)
         _check_key("mask_key", self.mask_key)
+        if len(self.signature) not in (0, SIGNATURE_BYTES):
+            raise ValueError(f"signature must be empty or {SIGNATURE_BYTES} bytes")
 
 
 def _check_id_array(name: str, ids: np.ndarray) -> None:
@@ -128,11 +145,17 @@ class ShareKeysRequest:
     neighbour_ids: np.ndarray  # int64
     encryption_keys: bytes  # KEY_BYTES per neighbour
     mask_keys: bytes  # KEY_BYTES per neighbour
+    signatures: bytes = b""  # SIGNATURE_BYTES per neighbour, in authenticated rounds
 
     def __post_init__(self) -> None:
         _check_id_array("neighbour_ids", self.neighbour_ids)
         _check_blob("encryption_keys", self.encryption_keys, self.neighbour_ids.size, KEY_BYTES)
         _check_blob("mask_keys", self.mask_keys, self.neighbour_ids.size, KEY_BYTES)
+        if self.signatures:
+            _check_blob("signatures", self.signatures, self.neighbour_ids.size, SIGNATURE_BYTES)
+
+    def signature_of(self, index: int) -> bytes:
+        return self.signatures[index * SIGNATURE_BYTES:(index + 1) * SIGNATURE_BYTES]
 
     def peers(self) -> dict[int, PeerKeys]:
         return {int(c): PeerKeys(client_id=int(c),
@@ -194,10 +217,37 @@ class UnmaskRequest:
     round_id: int
     survivors: np.ndarray  # int64
     dropped: np.ndarray  # int64
+    signers: np.ndarray = dataclasses.field(default_factory=lambda: ids(()))  # int64
+    signatures: bytes = b""  # SIGNATURE_BYTES per signer: their consistency signatures
 
     def __post_init__(self) -> None:
         _check_id_array("survivors", self.survivors)
         _check_id_array("dropped", self.dropped)
+        _check_id_array("signers", self.signers)
+        _check_blob("signatures", self.signatures, self.signers.size, SIGNATURE_BYTES)
+
+
+@_wire.register(18)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ConsistencyRequest:
+    """Authenticated rounds: the full survivor set, for every survivor to sign."""
+
+    round_id: int
+    survivors: np.ndarray  # int64
+
+    def __post_init__(self) -> None:
+        _check_id_array("survivors", self.survivors)
+
+
+@_wire.register(19)
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ConsistencySignature:
+    round_id: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.signature) != SIGNATURE_BYTES:
+            raise ValueError(f"signature must be {SIGNATURE_BYTES} bytes")
 
 
 @_wire.register(17)

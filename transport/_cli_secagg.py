@@ -40,6 +40,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="neighbours K per client, or 'all' for the complete graph (default)")
     p.add_argument("--threshold", type=int, default=None, help="shares T needed to recover a secret")
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, dropouts and the graph")
+    p.add_argument("--authenticated", action="store_true",
+                   help="signed keys and a consistency check (protects against a malicious server)")
+    p.add_argument("--dp", choices=("dgauss", "skellam"), default=None,
+                   help="distributed DP: every client adds its share of discrete noise")
+    p.add_argument("--noise-multiplier", type=float, default=1.0,
+                   help="with --dp: noise std of the sum over the expected survivors, in units of --clip")
+    p.add_argument("--clip", type=float, default=None,
+                   help="with --dp: L2 clip of each client's update (default sqrt(D), the norm bound of "
+                        "inputs in [-1, 1])")
+    p.add_argument("--bits", type=int, default=20, help="with --dp: SecAgg+ modulus 2^bits (default 20)")
+    p.add_argument("--delta", type=float, default=1e-5, help="with --dp: delta of the reported epsilon")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_run)
 
@@ -51,7 +62,16 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.clients < 2 or args.dim < 1:
         raise ValueError("--clients must be >= 2 and --dim >= 1")
-    backend = secagg.SecAggPlusBackend(neighbours=args.neighbours, threshold=args.threshold)
+    backend: secagg.Backend
+    if args.dp is not None:
+        from dp._ddp_backend import DistributedDPBackend
+
+        clip = args.clip if args.clip is not None else float(np.sqrt(args.dim))
+        backend = DistributedDPBackend(mechanism=args.dp, noise_multiplier=args.noise_multiplier, clip=clip,
+                                       bits=args.bits, expected_dropout=args.dropout,
+                                       neighbours=args.neighbours, threshold=args.threshold)
+    else:
+        backend = secagg.SecAggPlusBackend(neighbours=args.neighbours, threshold=args.threshold)
     schedule = secagg.dropout_schedule(args.clients, args.dropout, args.drop_stage,
                                        np.random.default_rng([args.seed, 1]))
     progress = None
@@ -60,13 +80,37 @@ def _run(args: argparse.Namespace) -> int:
 
         progress = ProgressBar()
     result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
-                             seed=args.seed, progress=progress)
+                             seed=args.seed, authenticated=args.authenticated, progress=progress)
     summary = result.to_dict()
+    if args.dp is not None:
+        summary["dp"] = _dp_summary(backend, result, args)
     if args.json:
         print(json.dumps(summary))
     else:
         print(_table(summary))
     return 0
+
+
+def _dp_summary(backend: Any, result: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from dp import distributed_epsilon, noise_std_target
+
+    _, cfg = backend.round_parameters(num_clients=args.clients, dim=args.dim)
+    epsilon, order = distributed_epsilon(cfg, delta=args.delta)
+    return {
+        "mechanism": args.dp,
+        "noise_multiplier": args.noise_multiplier,
+        "clip": backend.clip,
+        "bits": args.bits,
+        "expected_clients": cfg.expected_clients,
+        "min_clients": cfg.min_clients,
+        "noise_std_target": noise_std_target(cfg),
+        "noise_std_measured": float(np.std(result.aggregate - result.expected)),
+        "epsilon": epsilon,
+        "delta": args.delta,
+        "order": order,
+    }
 
 
 def _table(s: dict[str, Any]) -> str:
@@ -86,5 +130,13 @@ def _table(s: dict[str, Any]) -> str:
     ]
     stages = ", ".join(f"{k} {v:.3f}" for k, v in sec["server_stages"].items())
     rows.append(("server seconds by stage", stages))
+    if "dp" in s:
+        d = s["dp"]
+        rows.append(("distributed DP", f"{d['mechanism']}, z = {d['noise_multiplier']}, clip = {d['clip']:g}, "
+                                       f"{d['bits']} bits"))
+        rows.append(("noise std (accounted / measured)",
+                     f"{d['noise_std_target']:.4g} / {d['noise_std_measured']:.4g} "
+                     f"(accounts for {d['min_clients']} survivors)"))
+        rows.append(("epsilon (one round)", f"{d['epsilon']:.3f} at delta {d['delta']:g}"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
