@@ -6,6 +6,16 @@ machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._ckks import CKKSBackend
+from secagg._ckks_crypto import (
+    CKKSCiphertextError,
+    CKKSKeyMismatch,
+    CKKSKeys,
+    CKKSLengthMismatch,
+    CKKSParams,
+    MalformedCKKSCiphertext,
+    MissingExtraError,
+)
 from secagg._client import SecAggPlusClient
 from secagg._errors import (
     ConfigurationError,
@@ -60,6 +70,14 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "CKKSBackend",
+    "CKKSKeys",
+    "CKKSParams",
+    "CKKSCiphertextError",
+    "CKKSKeyMismatch",
+    "CKKSLengthMismatch",
+    "MalformedCKKSCiphertext",
+    "MissingExtraError",
     "Quantizer",
     "SecAggPlusBackend",
     "SecAggPlusClient",
