@@ -15,6 +15,16 @@ from secagg._adapters import (
     torch_state_to_arrays,
 )
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._ckks import CKKSBackend
+from secagg._ckks_crypto import (
+    CKKSCiphertextError,
+    CKKSKeyMismatch,
+    CKKSKeys,
+    CKKSLengthMismatch,
+    CKKSParams,
+    MalformedCKKSCiphertext,
+    MissingExtraError,
+)
 from secagg._client import SecAggPlusClient
 from secagg._collect import CollectingBackend, IndividualAggregate
 from secagg._errors import (
@@ -31,6 +41,13 @@ from secagg._errors import (
 )
 from secagg._fedloop import FederatedClient, RoundLog, aggregate_inprocess, run_federated
 from secagg._flower import FlowerStrategy
+from secagg._graph import NeighbourGraph, complete_graph, harary_graph
+from secagg._params import (
+    GraphParameters,
+    ThreatModel,
+    check_complete_graph,
+    find_parameters,
+)
 from secagg._plain import PlainBackend
 from secagg._quantize import Quantizer
 from secagg._secaggplus import SecAggPlusBackend
@@ -94,6 +111,14 @@ __all__ = [
     "PlainBackend",
     "CollectingBackend",
     "IndividualAggregate",
+    "CKKSBackend",
+    "CKKSKeys",
+    "CKKSParams",
+    "CKKSCiphertextError",
+    "CKKSKeyMismatch",
+    "CKKSLengthMismatch",
+    "MalformedCKKSCiphertext",
+    "MissingExtraError",
     "Quantizer",
     "SecAggPlusBackend",
     "SecAggPlusClient",
@@ -104,6 +129,13 @@ __all__ = [
     "simulate",
     "ClientStage",
     "ServerStage",
+    "ThreatModel",
+    "GraphParameters",
+    "find_parameters",
+    "check_complete_graph",
+    "NeighbourGraph",
+    "harary_graph",
+    "complete_graph",
     "Config",
     "Parameters",
     "Strategy",

@@ -139,6 +139,7 @@ class SecureAggregation(StrategyWrapper):
             (or, with an explicit ``num_neighbours``, the backend's strict majority).
         dropout_rate: fraction of sampled clients expected to vanish mid-round.
         corruption_rate: fraction of clients that may collude with the server.
+        threat: ``"semi-honest"`` or ``"semi-malicious"`` server, for the finder.
         clipping_range: each coordinate is clipped to ``[-clipping_range,
             clipping_range]`` before quantisation.
         max_weight: the largest client weight (its number of examples, an integer); 1
@@ -158,8 +159,10 @@ class SecureAggregation(StrategyWrapper):
           after aggregation, or distributed DP) when the sum itself must not leak.
         - Larger ``num_neighbours`` tolerates more dropouts and collusion at a cost
           of ``O(k)`` work per client; a larger ``threshold`` protects against more
-          colluding clients but fails the round when fewer than ``threshold``
-          neighbours of a client survive. Leave both to the finder unless you know why.
+          colluding clients but fails the round when fewer than ``threshold`` of a
+          client's ``k + 1`` shares survive. Leave both to the finder (which targets
+          ``dropout_rate`` and ``corruption_rate``) unless you know why; if more clients
+          drop than ``dropout_rate`` planned for, rounds fail rather than leak.
         - Robust aggregation (median, Krum, trimmed mean) compares individual updates
           and is refused: robustness to poisoned updates and secrecy of updates pull
           in opposite directions here.
@@ -175,8 +178,9 @@ class SecureAggregation(StrategyWrapper):
     _: dataclasses.KW_ONLY
     num_neighbours: int | None = None
     threshold: int | None = None
-    dropout_rate: float = 0.2
-    corruption_rate: float = 0.0
+    dropout_rate: float = 0.1
+    corruption_rate: float = 0.05
+    threat: str = "semi-honest"
     clipping_range: float = 8.0
     max_weight: int = 1024
     modulus_bits: int = 32
@@ -243,26 +247,16 @@ def _uniform_weights(strategy: Strategy) -> bool:
 
 
 def _secagg_plus(wrapper: SecureAggregation, num_clients: int, purpose: str) -> Backend:
-    """Build the SecAgg+ backend; ``k`` and ``t`` from the finder unless given."""
-    import secagg
-
-    k: int | str | None = wrapper.num_neighbours
-    t = wrapper.threshold
-    if k is None:
-        finder = getattr(secagg, "find_parameters", None)
-        if finder is None:
-            raise ConfigurationError(
-                "num_neighbours must be given: secagg.find_parameters is not available in "
-                "this build"
-            )
-        found = finder(clients=num_clients, dropout=wrapper.dropout_rate,
-                       corrupt=wrapper.corruption_rate)
-        k = int(found.neighbours)
-        t = int(found.threshold) if t is None else t
+    """The SecAgg+ backend; with ``num_neighbours=None`` it asks the parameter finder
+    (:func:`secagg.find_parameters`) for ``k`` and ``t`` for the round's n."""
     if purpose == "evaluate":
         # [loss, metrics...] is tiny: 64-bit words cost nothing and keep full precision
-        return SecAggPlusBackend(neighbours=k, threshold=t, clip=wrapper.evaluation_range,
-                                 max_weight=wrapper.max_weight, modulus_bits=64)
-    max_weight = 1 if _uniform_weights(wrapper.strategy) else wrapper.max_weight
-    return SecAggPlusBackend(neighbours=k, threshold=t, clip=wrapper.clipping_range,
-                             max_weight=max_weight, modulus_bits=wrapper.modulus_bits)
+        clip, max_weight, bits = wrapper.evaluation_range, wrapper.max_weight, 64
+    else:
+        clip, bits = wrapper.clipping_range, wrapper.modulus_bits
+        max_weight = 1 if _uniform_weights(wrapper.strategy) else wrapper.max_weight
+    return SecAggPlusBackend(
+        neighbours=wrapper.num_neighbours, threshold=wrapper.threshold,
+        dropout=wrapper.dropout_rate, corrupt=wrapper.corruption_rate, threat=wrapper.threat,
+        clip=clip, max_weight=max_weight, modulus_bits=bits,
+    )

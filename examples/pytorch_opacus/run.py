@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client-clip", type=float, default=3.0, help="client update L2 clip")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of both guarantees")
     p.add_argument("--dropout", type=float, default=0.1, help="fraction of clients dropping")
+    p.add_argument("--tolerate", type=float, default=0.4,
+                   help="dropout fraction SecAgg+ is configured to survive (k, t); above the "
+                        "expected --dropout, since the number who drop varies from round to round")
     p.add_argument("--neighbours", type=int, default=None, help="SecAgg+ k (default: finder's)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, sampling, dropouts")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if neighbours is None and not hasattr(secagg, "find_parameters"):
         neighbours = args.clients - 1  # no parameter finder in this build: complete graph
     strategy = secagg.SecureAggregation(inner, num_neighbours=neighbours,
-                                        dropout_rate=args.dropout, clipping_range=args.client_clip)
+                                        dropout_rate=args.tolerate, clipping_range=args.client_clip)
     initial = secagg.get_torch_parameters(model)
     _, logs = secagg.run_federated(strategy, clients, initial, rounds=args.rounds, rng=rng,
                                    dropout_rate=args.dropout)

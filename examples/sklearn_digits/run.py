@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-lr", type=float, default=1.0, help="server learning rate (FedAvg)")
     p.add_argument("--lr", type=float, default=2.0, help="client learning rate")
     p.add_argument("--local-steps", type=int, default=20, help="client gradient steps per round")
+    p.add_argument("--tolerate", type=float, default=0.4,
+                   help="dropout fraction SecAgg+ is configured to survive (k, t); above the "
+                        "expected --dropout, since the number who drop varies from round to round")
     p.add_argument("--neighbours", type=int, default=None, help="SecAgg+ k (default: the finder's)")
     p.add_argument("--threshold", type=int, default=None, help="SecAgg+ t (default: the finder's)")
     p.add_argument("--features", type=int, default=28,
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         neighbours = len(clients) - 1  # no parameter finder in this build: complete graph
     strategy: secagg.Strategy = private if args.plain else secagg.SecureAggregation(
         private, num_neighbours=neighbours, threshold=args.threshold,
-        dropout_rate=args.dropout, clipping_range=args.clip,
+        dropout_rate=args.tolerate, clipping_range=args.clip,
     )
     initial = secagg.get_sklearn_parameters(model)
     params, logs = secagg.run_federated(strategy, clients, initial, rounds=args.rounds, rng=rng,
