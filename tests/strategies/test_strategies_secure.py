@@ -81,3 +81,12 @@ def test_wrapper_stacked_backend_choices_are_refused():
     s = secagg.SecureAggregation(Chooser(secagg.FedAvg()), num_neighbours=2, threshold=2)
     with pytest.raises(secagg.ConfigurationError, match="do not stack two backend choices"):
         s.backend(server_round=1, num_clients=4)
+
+
+def test_finder_chooses_k_and_t_when_not_given():
+    s = secagg.SecureAggregation(secagg.FedAvg(), dropout_rate=0.1, corruption_rate=0.05)
+    backend = s.backend(server_round=1, num_clients=200)
+    k, t = backend.graph_parameters(200)
+    found = secagg.find_parameters(clients=200, dropout=0.1, corrupt=0.05)
+    assert (k, t) == (found.neighbours, found.threshold)
+    assert k < 199  # a sparse graph: the point of SecAgg+
