@@ -1,0 +1,130 @@
+"""RDP of the Poisson-subsampled Gaussian mechanism (Mironov, Talwar, Zhang 2019).
+
+With ``mu0 = N(0, s^2)`` and ``mu = (1 - q) mu0 + q N(1, s^2)`` the RDP at order ``a`` is
+``log(A_a) / (a - 1)`` with ``A_a = E_{z~mu0}[(mu(z)/mu0(z))^a]`` (MTZ 2019 show this
+direction dominates the other one).
+
+* Integer orders: the binomial expansion, all of whose terms are positive once written
+  as ``A - 1 = sum_{k>=2} C(a,k) q^k (1-q)^(a-k) expm1((k^2-k)/(2 s^2))``; summed in log
+  space, so RDP values of 1e-12 keep full relative precision.
+* Fractional orders: direct quadrature of ``A - 1 = E_mu0[g(u)]`` with
+  ``u = q(exp((2z-1)/(2 s^2)) - 1)`` and ``g(u) = (1+u)^a - 1 - a u >= 0`` (the
+  subtracted term has mean zero). The integrand is positive, so it is summed in log
+  space; ``g`` uses its power series where ``|u|`` is small. The trapezoid rule
+  converges geometrically for this analytic integrand; the step is chosen from the
+  distance of its branch point to the real axis (``pi s^2``). This avoids the
+  cancellation in the two-sided erfc series (dp_accounting 0.6), which overstates RDP
+  near order 1.1 for some (q, s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["rdp_poisson_gaussian", "log_binom"]
+
+_SMALL_U = 0.25  # |u| below which g(u) is summed as a power series
+_SERIES_TERMS = 34  # 0.25**34 ~ 3e-21: far below double precision
+_TAIL_SIGMAS = 15.0  # quadrature range beyond both Gaussian centres, in standard deviations
+
+
+def log_binom(n: NDArray[np.float64] | float, k: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log C(n, k)`` for real ``n >= k >= 0`` via ``lgamma``."""
+    lg = np.vectorize(math.lgamma, otypes=[np.float64])
+    return np.asarray(lg(np.asarray(n) + 1.0) - lg(k + 1.0) - lg(np.asarray(n) - k + 1.0))
+
+
+def _log_expm1(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log(exp(x) - 1)`` for ``x > 0`` without overflow."""
+    return np.asarray(x + np.log(-np.expm1(-x)))
+
+
+def _log_a_minus_1_int(q: float, sigma: float, alpha: int) -> float:
+    """``log(A_alpha - 1)`` for an integer ``alpha >= 2`` (exact binomial sum)."""
+    k = np.arange(2, alpha + 1, dtype=np.float64)
+    log_terms = (
+        log_binom(float(alpha), k)
+        + k * math.log(q)
+        + (alpha - k) * math.log1p(-q)
+        + _log_expm1((k * k - k) / (2.0 * sigma * sigma))
+    )
+    m = float(np.max(log_terms))
+    return m + math.log(float(np.sum(np.exp(log_terms - m))))
+
+
+def _log_g(alpha: NDArray[np.float64], lp: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log g(u)`` for ``g(u) = (1+u)^a - 1 - a u``, given ``lp = log(1+u)``.
+
+    ``alpha`` has shape (m, 1) and ``lp`` shape (1, n); the result is (m, n).
+    """
+    out = np.empty(np.broadcast_shapes(alpha.shape, lp.shape))
+    lp_b = np.broadcast_to(lp, out.shape)
+    a_b = np.broadcast_to(alpha, out.shape)
+    u = np.expm1(np.minimum(lp_b, 1.0))  # only used where lp <= log(1.25)
+    small = np.abs(u) <= _SMALL_U
+    # Power series sum_{k>=2} C(a,k) u^k, coefficients by recurrence.
+    us, a_s = u[small], a_b[small]
+    coef = a_s * (a_s - 1.0) / 2.0
+    term_u = us * us
+    total = coef * term_u
+    for k in range(2, _SERIES_TERMS):
+        coef = coef * (a_s - k) / (k + 1.0)
+        term_u = term_u * us
+        total = total + coef * term_u
+    with np.errstate(divide="ignore"):  # g(0) = 0 exactly where u underflows
+        out[small] = np.log(total)
+    neg = (~small) & (u < 0.0)  # -1 < u < -1/4: every quantity is O(1)
+    out[neg] = np.log(np.exp(a_b[neg] * lp_b[neg]) - 1.0 - a_b[neg] * u[neg])
+    pos = (~small) & (u > 0.0)  # u > 1/4: log((1+u)^a - (1 + a u)) without overflow
+    lpp, ap = lp_b[pos], a_b[pos]
+    big = ap * lpp
+    log_lin = lpp + np.log(ap) + np.log1p(-(ap - 1.0) / ap * np.exp(-lpp))
+    out[pos] = big + np.log(-np.expm1(log_lin - big))
+    return out
+
+
+def _log_a_minus_1_frac(q: float, sigma: float, alphas: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``log(A_alpha - 1)`` for fractional orders ``alphas > 1`` by quadrature."""
+    s2 = sigma * sigma
+    h = min(sigma / 10.0, math.pi * s2 / 10.0)
+    lo = -_TAIL_SIGMAS * sigma - 1.0
+    hi = float(np.max(alphas)) + _TAIL_SIGMAS * sigma + 1.0
+    z = np.arange(lo, hi + h, h)
+    log_mu0 = -z * z / (2.0 * s2) - 0.5 * math.log(2.0 * math.pi * s2)
+    lp = np.logaddexp(math.log1p(-q), math.log(q) + (2.0 * z - 1.0) / (2.0 * s2))
+    f = log_mu0[None, :] + _log_g(alphas[:, None], lp[None, :])
+    m = np.max(f, axis=1, keepdims=True)
+    return np.asarray(m[:, 0] + np.log(np.sum(np.exp(f - m), axis=1)) + math.log(h))
+
+
+def rdp_poisson_gaussian(
+    *, sampling_rate: float, noise_multiplier: float, orders: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """RDP of one step of the Poisson-subsampled Gaussian mechanism at each order.
+
+    ``orders`` must be > 1 (``inf`` allowed, giving ``inf``); arguments are assumed
+    validated by the caller (a DP event). Returns an array shaped like ``orders``.
+    """
+    q, sigma = sampling_rate, noise_multiplier
+    orders = np.asarray(orders, dtype=np.float64)
+    out = np.empty_like(orders)
+    if q >= 1.0:
+        return np.asarray(orders / (2.0 * sigma * sigma))
+    finite = np.isfinite(orders)
+    out[~finite] = np.inf
+    is_int = finite & (orders == np.floor(orders))
+    for i in np.flatnonzero(is_int):
+        out[i] = _from_log_a_minus_1(_log_a_minus_1_int(q, sigma, int(orders[i])), orders[i])
+    frac = finite & ~is_int
+    if np.any(frac):
+        la = _log_a_minus_1_frac(q, sigma, orders[frac])
+        out[frac] = _from_log_a_minus_1(la, orders[frac])
+    return out
+
+
+def _from_log_a_minus_1(log_am1: NDArray[np.float64] | float, alpha: NDArray[np.float64] | float):  # type: ignore[no-untyped-def]
+    """``log(A) / (alpha - 1)`` from ``log(A - 1)``, accurate when ``A - 1`` is tiny."""
+    return np.logaddexp(0.0, log_am1) / (np.asarray(alpha) - 1.0)
