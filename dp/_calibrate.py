@@ -7,8 +7,8 @@
 * :func:`max_rounds`: the most rounds a budget allows.
 
 A round is ``PoissonSampled`` (``sampling="poisson"``, each record kept with probability
-``sampling_rate``) or ``SampledWithoutReplacement`` (``sampling="fixed"``:
-``round(sampling_rate * population_size)`` of ``population_size`` records, substitution
+``sample_rate``) or ``SampledWithoutReplacement`` (``sampling="fixed"``:
+``round(sample_rate * population_size)`` of ``population_size`` records, substitution
 adjacency, so the noise multiplier is relative to the replace-one sensitivity).
 """
 
@@ -61,12 +61,12 @@ class Calibration:
     accountant: str
 
 
-def _check_rate(sampling_rate: float) -> float:
-    if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float)):
-        raise DPValueError(f"sampling_rate must be a real number, got {sampling_rate!r}")
-    if not (0.0 < sampling_rate <= 1.0):
-        raise DPValueError(f"sampling_rate must be in (0, 1], got {sampling_rate!r}")
-    return float(sampling_rate)
+def _check_rate(sample_rate: float) -> float:
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
+        raise DPValueError(f"sample_rate must be a real number, got {sample_rate!r}")
+    if not (0.0 < sample_rate <= 1.0):
+        raise DPValueError(f"sample_rate must be in (0, 1], got {sample_rate!r}")
+    return float(sample_rate)
 
 
 def _check_steps(steps: int, name: str = "steps") -> int:
@@ -82,15 +82,15 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 
 
 def round_event(
-    *, noise_multiplier: float, sampling_rate: float, sampling: str = "poisson",
+    *, noise_multiplier: float, sample_rate: float, sampling: str = "poisson",
     population_size: int | None = None,
 ) -> DPEvent:
     """The DP event of one round; raises DPValueError on bad arguments.
 
     ``sampling="fixed"`` needs ``population_size``; the sample size is
-    ``round(sampling_rate * population_size)`` and must be >= 1.
+    ``round(sample_rate * population_size)`` and must be >= 1.
     """
-    q = _check_rate(sampling_rate)
+    q = _check_rate(sample_rate)
     _check_choice("sampling", sampling, SAMPLINGS)
     gauss = Gaussian(noise_multiplier=noise_multiplier)
     if q == 1.0:
@@ -98,11 +98,11 @@ def round_event(
     if sampling == "poisson":
         return PoissonSampled(rate=q, event=gauss)
     if population_size is None:
-        raise DPValueError("population_size is required when sampling is 'fixed'")
+        raise DPValueError("population_size (--population) is required when sampling is 'fixed'")
     m = round(q * population_size)
     if m < 1:
         raise DPValueError(
-            f"sampling_rate * population_size must round to >= 1, got {q * population_size!r}"
+            f"sample_rate * population_size must round to >= 1, got {q * population_size!r}"
         )
     return SampledWithoutReplacement(population_size=population_size, sample_size=m, event=gauss)
 
@@ -114,12 +114,12 @@ def make_accountant(accountant: str) -> PrivacyAccountant:
 
 
 def account(
-    *, noise_multiplier: float, sampling_rate: float, steps: int, delta: float,
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
     accountant: str = "rdp", sampling: str = "poisson", population_size: int | None = None,
 ) -> AccountResult:
     """Epsilon after ``steps`` rounds; raises DPValueError / UnsupportedEventError."""
     steps = _check_steps(steps)
-    event = round_event(noise_multiplier=noise_multiplier, sampling_rate=sampling_rate,
+    event = round_event(noise_multiplier=noise_multiplier, sample_rate=sample_rate,
                         sampling=sampling, population_size=population_size)
     acc = make_accountant(accountant)
     acc.compose(event, steps)
@@ -153,15 +153,15 @@ def epsilon_over_rounds(
     return out
 
 
-def _eps_for_sigma(sigma: float, *, sampling_rate: float, steps: int, delta: float,
+def _eps_for_sigma(sigma: float, *, sample_rate: float, steps: int, delta: float,
                    accountant: str, sampling: str, population_size: int | None) -> float:
-    return account(noise_multiplier=sigma, sampling_rate=sampling_rate, steps=steps,
+    return account(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
                    delta=delta, accountant=accountant, sampling=sampling,
                    population_size=population_size).epsilon
 
 
 def calibrate_noise(
-    *, target_epsilon: float, delta: float, sampling_rate: float, steps: int,
+    *, target_epsilon: float, delta: float, sample_rate: float, steps: int,
     accountant: str = "rdp", sampling: str = "poisson", population_size: int | None = None,
     rtol: float = 1e-4,
 ) -> Calibration:
@@ -178,7 +178,7 @@ def calibrate_noise(
     if delta <= 0.0:
         raise DPValueError("delta must be in (0, 1) for calibration")
     _check_choice("accountant", accountant, ACCOUNTANTS)
-    kw = dict(sampling_rate=sampling_rate, steps=_check_steps(steps), delta=delta,
+    kw = dict(sample_rate=sample_rate, steps=_check_steps(steps), delta=delta,
               sampling=sampling, population_size=population_size)
     hi = 1.0
     if accountant == "pld":  # the RDP answer is a valid (looser) starting point
@@ -209,14 +209,14 @@ def calibrate_noise(
 
 
 def max_rounds(
-    *, noise_multiplier: float, sampling_rate: float, target_epsilon: float, delta: float,
+    *, noise_multiplier: float, sample_rate: float, target_epsilon: float, delta: float,
     accountant: str = "rdp", sampling: str = "poisson", population_size: int | None = None,
     limit: int = 10**7,
 ) -> int:
     """Most rounds (<= ``limit``) whose epsilon stays <= the target; 0 if one round exceeds it."""
     target = check_epsilon(target_epsilon)
     limit = _check_steps(limit, "limit")
-    event = round_event(noise_multiplier=noise_multiplier, sampling_rate=sampling_rate,
+    event = round_event(noise_multiplier=noise_multiplier, sample_rate=sample_rate,
                         sampling=sampling, population_size=population_size)
 
     def eps(t: int) -> float:
