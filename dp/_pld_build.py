@@ -62,7 +62,7 @@ class DiscretePld:
     @property
     def losses(self) -> Floats:
         """The loss value of each entry of ``pmf``."""
-        return (self.offset + np.arange(self.pmf.size)) * self.interval
+        return np.asarray((self.offset + np.arange(self.pmf.size)) * self.interval, dtype=np.float64)
 
 
 def _connect_dots(
@@ -107,7 +107,7 @@ def gaussian_pld_pair(
     def loss_remove(x: float) -> float:  # log((1-q) + q e^{(2x-1)/(2 s^2)}), increasing
         return float(np.logaddexp(log1mq, math.log(q) + (2 * x - 1) / (2 * s2)))
 
-    def x_of(ell: Floats) -> Floats:  # inverse of exp(ell) = (1-q) + q e^{(2x-1)/(2 s^2)}
+    def x_of(ell: NDArray[np.floating]) -> Floats:  # inverse of exp(ell) = (1-q) + q e^{(2x-1)/(2 s^2)}
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(0.5 + s2 * np.log((np.expm1(ell) + q) / q))
 

@@ -125,6 +125,8 @@ def rdp_poisson_gaussian(
     return out
 
 
-def _from_log_a_minus_1(log_am1: NDArray[np.float64] | float, alpha: NDArray[np.float64] | float):  # type: ignore[no-untyped-def]
+def _from_log_a_minus_1(
+    log_am1: NDArray[np.float64] | float, alpha: NDArray[np.float64] | float
+) -> NDArray[np.float64]:
     """``log(A) / (alpha - 1)`` from ``log(A - 1)``, accurate when ``A - 1`` is tiny."""
-    return np.logaddexp(0.0, log_am1) / (np.asarray(alpha) - 1.0)
+    return np.asarray(np.logaddexp(0.0, log_am1) / (np.asarray(alpha) - 1.0))

@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser, *, steps: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``dp`` command group to the ``blindsum`` parser."""
     dp = sub.add_parser("dp", help="differential privacy accounting",
                         description="Differential privacy accounting for DP-SGD / DP-FedAvg.")
