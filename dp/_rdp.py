@@ -162,16 +162,19 @@ def rdp_to_epsilon(
     r = np.asarray(rdp, dtype=np.float64)
     if np.any(r < 0) or np.any(np.isnan(r)):
         raise DPValueError("rdp must be >= 0 and not NaN")
-    with np.errstate(invalid="ignore", over="ignore"):
-        if method == "balle":
-            eps = r + np.log1p(-1.0 / a) - (math.log(delta) + np.log(a)) / (a - 1.0)
-            eps = np.where(a > _MIN_ORDER_FOR_BALLE, eps, np.inf)
-            eps = np.where(delta * delta + np.expm1(-r) > 0.0, 0.0, eps)
-        elif method == "classic":
-            eps = r - math.log(delta) / (a - 1.0)
-        else:
-            raise DPValueError(f"method must be 'balle' or 'classic', got {method!r}")
-    eps = np.where(np.isnan(eps), np.inf, eps)
+    if method == "balle":
+        # eps = r + c(a) with c independent of r: one broadcast add for any number of rows
+        usable = a > _MIN_ORDER_FOR_BALLE
+        const = np.where(usable, np.log1p(-1.0 / a) - (math.log(delta) + np.log(a)) / (a - 1.0),
+                         np.inf)
+        # KL route: delta^2 > 1 - exp(-r), i.e. r < -log(1 - delta^2), gives eps = 0
+        kl_zero = r < -math.log1p(-delta * delta)
+    elif method == "classic":
+        const = -math.log(delta) / (a - 1.0)
+        kl_zero = np.zeros(r.shape, dtype=bool)
+    else:
+        raise DPValueError(f"method must be 'balle' or 'classic', got {method!r}")
+    eps = np.where(kl_zero, 0.0, r + const)
     idx = np.argmin(eps, axis=-1)
     best = np.take_along_axis(eps, np.expand_dims(idx, -1), axis=-1)[..., 0]
     return np.maximum(best, 0.0), a[idx]
