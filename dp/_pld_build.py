@@ -42,9 +42,11 @@ def _interval_masses(t: Floats) -> Floats:
     """``P(t[i] < N(0,1) <= t[i+1])`` for increasing edges ``t`` (``-inf``/``inf`` allowed).
 
     Each difference is taken in the tail where both ends are small, so no mass is lost
-    to cancellation; the error function is evaluated once per edge and side.
+    to cancellation; the error function is evaluated once per edge.
     """
-    sf, cdf = norm_sf(t), norm_cdf(t)
+    tail = norm_sf(np.abs(t))  # the small side of each edge
+    sf = np.where(t >= 0.0, tail, 1.0 - tail)
+    cdf = np.where(t < 0.0, tail, 1.0 - tail)
     upper = t[:-1] >= 0.0
     out = np.where(upper, sf[:-1] - sf[1:], cdf[1:] - cdf[:-1])
     return np.maximum(out, 0.0)
