@@ -11,7 +11,7 @@ import abc
 import math
 from typing import Any, ClassVar
 
-from dp._errors import DPValueError, UnsupportedEventError
+from dp._errors import BudgetExceededError, DPValueError, UnsupportedEventError
 from dp._events import DPEvent
 
 __all__ = ["PrivacyAccountant", "check_delta", "check_epsilon"]
@@ -71,6 +71,34 @@ class PrivacyAccountant(abc.ABC):
         self._commit(prepared, count)
         self._ledger.append((event, count))
         return self
+
+    def compose_within(
+        self, event: DPEvent, count: int = 1, *, epsilon: float, delta: float
+    ) -> PrivacyAccountant:
+        """Like :meth:`compose`, but only if the total stays within (``epsilon``, ``delta``).
+
+        Raises :class:`~dp._errors.BudgetExceededError` (and changes nothing) if the
+        epsilon at ``delta`` after composing would exceed ``epsilon``; otherwise the
+        same errors as :meth:`compose`.
+        """
+        epsilon = check_epsilon(epsilon)
+        delta = check_delta(delta)
+        saved = (self._state(), list(self._ledger))
+        self.compose(event, count)
+        spent = self.get_epsilon(delta)
+        if spent > epsilon:
+            self._restore(saved[0])
+            self._ledger = saved[1]
+            raise BudgetExceededError(epsilon=epsilon, delta=delta, spent_epsilon=spent)
+        return self
+
+    @abc.abstractmethod
+    def _state(self) -> Any:
+        """An opaque snapshot of the composed privacy (not the ledger)."""
+
+    @abc.abstractmethod
+    def _restore(self, state: Any) -> None:
+        """Go back to a snapshot taken by :meth:`_state`."""
 
     @abc.abstractmethod
     def _prepare(self, event: DPEvent) -> Any:

@@ -180,6 +180,12 @@ class PldAccountant(PrivacyAccountant):
         self._items.extend((r, a, c * count) for r, a, c in prepared)
         self._composed = None
 
+    def _state(self) -> tuple[list[Item], tuple[ComposedPld, ComposedPld] | None]:
+        return list(self._items), self._composed
+
+    def _restore(self, state: tuple[list[Item], tuple[ComposedPld, ComposedPld] | None]) -> None:
+        self._items, self._composed = list(state[0]), state[1]
+
     def _pair(self) -> tuple[ComposedPld, ComposedPld]:
         if self._composed is None:
             self._composed = compose_plds(self._items)

@@ -222,7 +222,13 @@ class RdpAccountant(PrivacyAccountant):
         return rdp_of(event, self._orders)
 
     def _commit(self, prepared: Floats, count: int) -> None:
-        self._rdp = self._rdp + count * prepared
+        self._rdp = self._rdp + count * prepared  # a new array: snapshots stay valid
+
+    def _state(self) -> Floats:
+        return self._rdp
+
+    def _restore(self, state: Floats) -> None:
+        self._rdp = state
 
     def get_epsilon_and_order(self, delta: float) -> tuple[float, float]:
         """``(epsilon, order)``: the best epsilon at ``delta`` and the order giving it."""

@@ -82,6 +82,15 @@ class AccountantContract:
         with pytest.raises(dp.DPValueError, match="epsilon"):
             acc.get_delta(-1.0)
 
+    def test_compose_within_budget_is_all_or_nothing(self) -> None:
+        acc = self.make().compose_within(SAMPLED, 10, epsilon=5.0, delta=1e-5)
+        before = acc.get_epsilon(1e-5)
+        with pytest.raises(dp.BudgetExceededError) as info:
+            acc.compose_within(SAMPLED, 100_000, epsilon=before + 0.01, delta=1e-5)
+        assert info.value.spent_epsilon > before + 0.01
+        assert acc.ledger == ((SAMPLED, 10),)
+        assert acc.get_epsilon(1e-5) == before
+
     def test_pure_gaussian_not_below_closed_form(self) -> None:
         for sigma, t in [(1.0, 1), (4.530877117, 1), (2.0, 9)]:
             acc = self.make().compose(dp.Gaussian(noise_multiplier=sigma), t)
