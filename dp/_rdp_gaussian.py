@@ -34,7 +34,7 @@ _TAIL_SIGMAS = 11.0  # quadrature range beyond both Gaussian centres, in standar
 # Trapezoid step: the rule's error decays like exp(-2 pi d / h) for an integrand analytic in
 # a strip of half-width d; d = pi s^2 (the branch point of (1+u)^a), and the Gaussian factor
 # alone is resolved to exp(-2 pi^2 (s/h)^2).
-_STEPS_PER_SIGMA = 4.0
+_STEPS_PER_SIGMA = 2.0
 _STEPS_PER_STRIP = 8.0
 
 
