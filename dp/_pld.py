@@ -29,6 +29,7 @@ __all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BO
 Floats = NDArray[np.float64]
 TAIL_BOUND = 1e-18  # mass allowed outside the composed window, per tail
 _LAMBDAS = np.geomspace(1e-2, 1e3, 24)
+_MAX_FFT = 1 << 25  # 32M points: 0.5 GiB of complex spectrum
 Item = tuple[DiscretePld, DiscretePld, int]  # (remove, add, count)
 
 
@@ -94,7 +95,11 @@ def _window(plds: Sequence[tuple[DiscretePld, int]]) -> tuple[int, int]:
 
 
 class ComposedPld:
-    """The composition of discrete PLDs on a common grid, ready for queries."""
+    """The composition of discrete PLDs on a common grid, ready for queries.
+
+    Raises :class:`~dp._errors.DPValueError` if the composed loss needs more than
+    ``2**25`` grid points (use a coarser discretisation).
+    """
 
     def __init__(self, plds: Sequence[tuple[DiscretePld, int]]) -> None:
         if not plds:
@@ -104,6 +109,11 @@ class ComposedPld:
         self.interval = plds[0][0].interval
         lo, hi = _window(plds)
         n = 1 << max(1, math.ceil(math.log2(hi - lo + 1)))
+        if n > _MAX_FFT:
+            raise DPValueError(
+                f"the composed privacy loss spans {(hi - lo) * self.interval:.4g} nats, more "
+                f"than {_MAX_FFT} grid points: use a larger value_discretization_interval"
+            )
         spectrum = np.ones(n // 2 + 1, dtype=np.complex128)
         finite = 1.0
         for p, c in plds:
