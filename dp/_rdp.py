@@ -199,7 +199,28 @@ def rdp_to_delta(orders: Floats, rdp: Floats, epsilon: float) -> tuple[Floats, F
 
 
 class RdpAccountant(PrivacyAccountant):
-    """Rényi DP accountant over a fixed vector of orders (default :data:`DEFAULT_ORDERS`)."""
+    """Rényi DP accountant over a fixed vector of orders (default :data:`DEFAULT_ORDERS`).
+
+    Example::
+
+        acc = RdpAccountant()
+        acc.compose(PoissonSampled(rate=256 / 60000, event=Gaussian(noise_multiplier=1.12)), 14063)
+        acc.get_epsilon(1e-5)  # 2.519 (TF-Privacy MNIST; the classic conversion gave 2.92)
+
+    Notes
+    -----
+    * Supports every event in :mod:`dp._events`: Gaussian, Laplace, discrete Gaussian and
+      Skellam, each alone, Poisson-sampled or sampled without replacement, and their
+      compositions. Poisson sampling uses add/remove adjacency; sampling without
+      replacement uses substitution (replace-one) adjacency, so there the noise is
+      relative to the replace-one sensitivity (twice the clip norm for a clipped sum).
+    * RDP is an upper bound: its epsilon is always above the tight value of
+      :class:`~dp._pld.PldAccountant` (by about 10% for DP-SGD), and it answers in about a
+      millisecond, for any number of steps, and for a whole table of round counts in one
+      call (:func:`~dp._calibrate.epsilon_over_rounds`).
+    * With the default orders the result is never looser than dp_accounting's or
+      opacus's, and on fractional orders it is exact where dp_accounting 0.6 overstates.
+    """
 
     name = "rdp"
 

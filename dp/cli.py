@@ -20,6 +20,15 @@ from typing import Any
 __all__ = ["register"]
 
 
+_Z_HELP = "noise standard deviation / L2 sensitivity (the clip norm)"
+_EPILOG = (
+    "--sampling fixed: round(Q * N) of N records (or clients) per round, drawn without "
+    "replacement (pass --population N). It is accounted under substitution adjacency "
+    "(Wang, Balle, Kasiviswanathan 2019), so Z is relative to the replace-one sensitivity "
+    "(twice the clip norm for a clipped sum), and only the RDP accountant supports it."
+)
+
+
 def _common(p: argparse.ArgumentParser, *, steps: bool = True) -> None:
     p.add_argument("--sample-rate", type=float, required=True, metavar="Q",
                    help="probability a record takes part in a round, in (0, 1]")
@@ -39,20 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Differential privacy accounting for DP-SGD / DP-FedAvg.")
     dsub = dp.add_subparsers(dest="dp_command", metavar="COMMAND", required=True)
 
-    p = dsub.add_parser("account", help="epsilon spent by T rounds of a sampled Gaussian")
-    p.add_argument("--noise-multiplier", type=float, required=True, metavar="Z")
+    p = dsub.add_parser("account", epilog=_EPILOG, help="epsilon spent by T rounds of a sampled Gaussian")
+    p.add_argument("--noise-multiplier", type=float, required=True, metavar="Z",
+                   help=_Z_HELP)
     _common(p)
     p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp")
     p.set_defaults(handler=_account)
 
-    p = dsub.add_parser("calibrate", help="smallest noise multiplier for a target epsilon")
+    p = dsub.add_parser("calibrate", epilog=_EPILOG, help="smallest noise multiplier for a target epsilon")
     p.add_argument("--target-epsilon", type=float, required=True, metavar="E")
     _common(p)
     p.add_argument("--accountant", choices=("rdp", "pld"), default="rdp")
     p.set_defaults(handler=_calibrate)
 
-    p = dsub.add_parser("plan", help="epsilon over rounds, both accountants, table and plot")
-    p.add_argument("--noise-multiplier", type=float, required=True, metavar="Z")
+    p = dsub.add_parser("plan", epilog=_EPILOG, help="epsilon over rounds, both accountants, table and plot")
+    p.add_argument("--noise-multiplier", type=float, required=True, metavar="Z",
+                   help=_Z_HELP)
     _common(p, steps=False)
     p.add_argument("--rounds", type=int, required=True, metavar="T", help="last round to show")
     p.add_argument("--points", type=int, default=10, metavar="K",
