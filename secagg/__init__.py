@@ -6,6 +6,17 @@ machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._ckks import CKKSBackend
+from secagg._ckks_crypto import (
+    CKKSCiphertextError,
+    CKKSKeyMismatch,
+    CKKSKeys,
+    CKKSLengthMismatch,
+    CKKSParams,
+    MalformedCKKSCiphertext,
+    MissingExtraError,
+)
+from secagg._client import SecAggPlusClient
 from secagg._errors import (
     ConfigurationError,
     CryptoError,
@@ -18,7 +29,19 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
+from secagg._graph import NeighbourGraph, complete_graph, harary_graph
+from secagg._params import (
+    GraphParameters,
+    ThreatModel,
+    check_complete_graph,
+    find_parameters,
+)
 from secagg._plain import PlainBackend
+from secagg._quantize import Quantizer
+from secagg._secaggplus import SecAggPlusBackend
+from secagg._server import SecAggPlusServer
+from secagg._simulate import DROP_STAGES, SimulationResult, dropout_schedule, simulate
+from secagg._stages import ClientStage, ServerStage
 from secagg._strategy import (
     Config,
     Parameters,
@@ -47,6 +70,31 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "CKKSBackend",
+    "CKKSKeys",
+    "CKKSParams",
+    "CKKSCiphertextError",
+    "CKKSKeyMismatch",
+    "CKKSLengthMismatch",
+    "MalformedCKKSCiphertext",
+    "MissingExtraError",
+    "Quantizer",
+    "SecAggPlusBackend",
+    "SecAggPlusClient",
+    "SecAggPlusServer",
+    "SimulationResult",
+    "DROP_STAGES",
+    "dropout_schedule",
+    "simulate",
+    "ClientStage",
+    "ServerStage",
+    "ThreatModel",
+    "GraphParameters",
+    "find_parameters",
+    "check_complete_graph",
+    "NeighbourGraph",
+    "harary_graph",
+    "complete_graph",
     "Config",
     "Parameters",
     "Strategy",
