@@ -2,8 +2,7 @@
 
 * Laplace (Mironov 2017, Prop. 6), discrete Gaussian (Canonne, Kamath, Steinke 2020:
   an integer shift of L2 norm ``D`` costs ``a D^2 / (2 s^2)``; coordinates add up),
-  Skellam (Agarwal, Kairouz, Liu 2021, Thm. 3.5; we use the ``2a`` form of its second
-  term, which is never smaller than the ``2a - 1`` form).
+  Skellam (Agarwal, Kairouz, Liu 2021, Thm. 3.5).
 * Poisson subsampling of any mechanism: Zhu and Wang (2019, Thm. 6) for integer orders.
 * Sampling without replacement (substitution adjacency): Wang, Balle and
   Kasiviswanathan (2019, Thm. 9 and 27) for integer orders.
@@ -66,11 +65,13 @@ def rdp_discrete_gaussian(*, sigma: float, sensitivity: float, orders: Floats) -
 def rdp_skellam(*, mu: float, l1_sensitivity: float, l2_sensitivity: float, orders: Floats) -> Floats:
     """Agarwal et al. 2021 bound for Sk(mu, mu) noise; integer orders, ceiling otherwise.
 
+    ``a D2^2 / (4 mu) + min(((2a - 1) D2^2 + 6 D1) / (16 mu^2), 3 D1 / (4 mu))``.
+
     Rényi divergence grows with the order, so the bound at ``ceil(a)`` holds at ``a``.
     """
     a = np.ceil(np.asarray(orders, dtype=np.float64))
     l1, l2 = l1_sensitivity, l2_sensitivity
-    second = np.minimum((2 * a * l2 * l2 + 6 * l1) / (16 * mu * mu), 3 * l1 / (4 * mu))
+    second = np.minimum(((2 * a - 1) * l2 * l2 + 6 * l1) / (16 * mu * mu), 3 * l1 / (4 * mu))
     return np.asarray(a * l2 * l2 / (4 * mu) + second)
 
 

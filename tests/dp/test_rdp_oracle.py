@@ -90,9 +90,17 @@ def test_base_mechanisms() -> None:
     dg = dp.rdp_of(dp.DiscreteGaussian(sigma=2.0, sensitivity=3.0), orders)
     np.testing.assert_allclose(dg[:2], orders[:2] * 9 / 8)
     sk = dp.rdp_of(dp.Skellam(mu=50.0, l1_sensitivity=4.0, l2_sensitivity=2.0), orders)
-    # alpha D2^2/(4 mu) + min(((2 alpha) D2^2 + 6 D1)/(16 mu^2), 3 D1/(4 mu)), ceil order
-    want2 = 2 * 4 / 200 + min((16 + 24) / (16 * 2500), 12 / 200)
+    # alpha D2^2/(4 mu) + min(((2 alpha - 1) D2^2 + 6 D1)/(16 mu^2), 3 D1/(4 mu)), ceil order
+    want2 = 2 * 4 / 200 + min((12 + 24) / (16 * 2500), 12 / 200)
     assert sk[0] == pytest.approx(want2)
     assert sk[1] >= sk[0] and math.isinf(sk[2])
     lap = dp.rdp_of(dp.Laplace(noise_multiplier=2.0), orders)
     assert lap[2] == pytest.approx(0.5) and np.all(np.diff(lap) > 0)
+
+
+def test_skellam_agrees_with_the_distributed_dp_module() -> None:
+    from dp._distributed_rdp import skellam_rdp
+
+    orders = np.array([1.5, 2.0, 7.0, 30.0])
+    ours = dp.rdp_of(dp.Skellam(mu=40.0, l1_sensitivity=9.0, l2_sensitivity=3.0), orders)
+    np.testing.assert_allclose(ours, skellam_rdp(orders, l2=3.0, l1=9.0, variance=80.0))
