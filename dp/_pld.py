@@ -21,8 +21,9 @@ from numpy.typing import NDArray
 
 from dp._accountant import PrivacyAccountant, check_delta, check_epsilon
 from dp._errors import DPValueError, UnsupportedEventError
-from dp._events import Composed, DPEvent, Gaussian, PoissonSampled, SelfComposed
+from dp._events import Composed, DPEvent, Gaussian, Laplace, PoissonSampled, SelfComposed
 from dp._pld_build import DiscretePld, gaussian_pld_pair
+from dp._pld_laplace import laplace_pld_pair
 
 __all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BOUND"]
 
@@ -38,6 +39,11 @@ def _gaussian_pair(q: float, z: float, interval: float) -> tuple[DiscretePld, Di
     return gaussian_pld_pair(sampling_rate=q, noise_multiplier=z, interval=interval)
 
 
+@lru_cache(maxsize=64)
+def _laplace_pair(q: float, b: float, interval: float) -> tuple[DiscretePld, DiscretePld]:
+    return laplace_pld_pair(sampling_rate=q, noise_multiplier=b, interval=interval)
+
+
 @singledispatch
 def pld_items(event: DPEvent, interval: float) -> list[Item]:
     """``(remove, add, count)`` PLDs for ``event``; raises UnsupportedEventError."""
@@ -51,10 +57,20 @@ def _(event: Gaussian, interval: float) -> list[Item]:
 
 
 @pld_items.register
+def _(event: Laplace, interval: float) -> list[Item]:
+    r, a = _laplace_pair(1.0, event.noise_multiplier, interval)
+    return [(r, a, 1)]
+
+
+@pld_items.register
 def _(event: PoissonSampled, interval: float) -> list[Item]:
-    if not isinstance(event.event, Gaussian):
-        raise UnsupportedEventError(event, "pld", "only a sampled Gaussian is supported")
-    r, a = _gaussian_pair(event.rate, event.event.noise_multiplier, interval)
+    inner = event.event
+    if isinstance(inner, Gaussian):
+        r, a = _gaussian_pair(event.rate, inner.noise_multiplier, interval)
+    elif isinstance(inner, Laplace):
+        r, a = _laplace_pair(event.rate, inner.noise_multiplier, interval)
+    else:
+        raise UnsupportedEventError(event, "pld", "only a sampled Gaussian or Laplace")
     return [(r, a, 1)]
 
 
@@ -167,7 +183,8 @@ class PldAccountant(PrivacyAccountant):
     """Tight accountant: pessimistic connect-the-dots PLDs, add/remove adjacency.
 
     ``value_discretization_interval`` is the loss grid step (1e-4 as dp_accounting's
-    default). Supports Gaussian, Poisson-sampled Gaussian, and their compositions; other
+    default). Supports Gaussian and Laplace, alone or Poisson-sampled, and their
+    compositions; other
     events raise :class:`~dp._errors.UnsupportedEventError` (use :class:`RdpAccountant`).
 
     Notes

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DiscretePld", "gaussian_pld_pair", "norm_sf", "norm_cdf"]
+__all__ = ["DiscretePld", "gaussian_pld_pair", "norm_sf", "norm_cdf", "connect_dots", "grid"]
 
 Floats = NDArray[np.float64]
 _TAIL_SIGMAS = 11.0  # N(0,1) tail beyond 11 is 2e-28
@@ -67,7 +67,7 @@ class DiscretePld:
         return np.asarray((self.offset + np.arange(self.pmf.size)) * self.interval, dtype=np.float64)
 
 
-def _connect_dots(
+def connect_dots(
     edges_idx: NDArray[np.int64], p_int: Floats, q_int: Floats, interval: float,
     p_below: float, p_above: float,
 ) -> DiscretePld:
@@ -86,7 +86,7 @@ def _connect_dots(
     return DiscretePld(interval=interval, offset=lo_idx, pmf=pmf, infinity_mass=p_above)
 
 
-def _grid(lo_loss: float, hi_loss: float, interval: float) -> NDArray[np.int64]:
+def grid(lo_loss: float, hi_loss: float, interval: float) -> NDArray[np.int64]:
     lo = math.floor(lo_loss / interval)
     hi = max(math.ceil(hi_loss / interval), lo + 1)
     return np.arange(lo, hi + 1, dtype=np.int64)
@@ -119,7 +119,7 @@ def gaussian_pld_pair(
 
     # remove: P = mix, Q = mu0, loss increasing in x, loss > log(1-q).
     lo_loss = max(loss_remove(x_lo), log1mq) if q < 1.0 else loss_remove(x_lo)
-    edges = _grid(lo_loss, loss_remove(x_hi), interval)
+    edges = grid(lo_loss, loss_remove(x_hi), interval)
     xe = x_of(edges * interval)
     xe = np.where(np.isnan(xe), -np.inf, xe)  # below log(1-q): no x at all
     m0, m1 = masses(xe)
@@ -133,11 +133,11 @@ def gaussian_pld_pair(
         p_below = (1 - q) * float(norm_cdf(np.array(xe[0] / s))) + q * float(
             norm_cdf(np.array((xe[0] - 1) / s))
         )
-    remove = _connect_dots(edges, p_int, q_int, interval, p_below, p_above)
+    remove = connect_dots(edges, p_int, q_int, interval, p_below, p_above)
 
     # add: P = mu0, Q = mix, loss = -loss_remove(x), decreasing in x, loss < -log(1-q).
     hi_loss = -loss_remove(x_lo)
-    edges = _grid(-loss_remove(x_hi), hi_loss if q == 1.0 else min(hi_loss, -log1mq), interval)
+    edges = grid(-loss_remove(x_hi), hi_loss if q == 1.0 else min(hi_loss, -log1mq), interval)
     # loss in (e_k, e_{k+1}] <=> x in [x_of(-e_{k+1}), x_of(-e_k))
     xe = x_of(-edges * interval)
     xe = np.where(np.isnan(xe), -np.inf, xe)
@@ -147,5 +147,5 @@ def gaussian_pld_pair(
     p_below = float(norm_sf(np.array(x_bottom / s)))
     x_topl = float(xe[-1])  # losses above the grid: x below x_topl
     p_above = float(norm_cdf(np.array(x_topl / s))) if math.isfinite(x_topl) else 0.0
-    add = _connect_dots(edges, p_int, q_int, interval, p_below, p_above)
+    add = connect_dots(edges, p_int, q_int, interval, p_below, p_above)
     return remove, add

@@ -123,7 +123,8 @@ class TestPldAccountant(AccountantContract):
 
     def test_rejects_what_it_cannot_account(self) -> None:
         acc = self.make()
-        assert not acc.supports(dp.Laplace(noise_multiplier=1.0))
+        assert acc.supports(dp.PoissonSampled(rate=0.1, event=dp.Laplace(noise_multiplier=1.0)))
+        assert not acc.supports(dp.DiscreteGaussian(sigma=2.0, sensitivity=1.0))
         assert not acc.supports(dp.SampledWithoutReplacement(
             population_size=100, sample_size=10, event=dp.Gaussian(noise_multiplier=1.0)))
 

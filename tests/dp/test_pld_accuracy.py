@@ -64,3 +64,25 @@ def test_matches_dp_accounting_pld(q: float, sigma: float, steps: int) -> None:
         ours = dp.account(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
                           accountant="pld").epsilon
         assert abs(ours - theirs) <= max(1e-3 * theirs, 0.01)
+
+
+@pytest.mark.parametrize("b", [0.5, 1.0, 3.0])
+def test_laplace_matches_its_exact_curve(b: float) -> None:
+    acc = dp.PldAccountant().compose(dp.Laplace(noise_multiplier=b))
+    for eps in (0.0, 0.2, 0.9 / b):
+        exact = max(0.0, 1.0 - math.exp((eps - 1.0 / b) / 2.0))
+        assert exact * (1 - 1e-12) <= acc.get_delta(eps) <= exact * (1 + 1e-3) + 1e-12
+
+
+@pytest.mark.parametrize(("q", "b", "steps"), [(1.0, 2.0, 10), (0.1, 0.5, 50), (0.01, 1.0, 1000)])
+def test_laplace_matches_dp_accounting_pld(q: float, b: float, steps: int) -> None:
+    dpa = pytest.importorskip("dp_accounting")
+    theirs = dpa.pld.PLDAccountant(value_discretization_interval=1e-4)
+    lap = dpa.LaplaceDpEvent(b)
+    theirs.compose(dpa.PoissonSampledDpEvent(q, lap) if q < 1 else lap, steps)
+    event = dp.Laplace(noise_multiplier=b)
+    ours = dp.PldAccountant().compose(dp.PoissonSampled(rate=q, event=event) if q < 1 else event,
+                                      steps)
+    for delta in (1e-5, 1e-3):
+        want = theirs.get_epsilon(delta)
+        assert abs(ours.get_epsilon(delta) - want) <= max(1e-3 * want, 0.01)
