@@ -43,7 +43,7 @@ def laplace_pld_pair(
     def loss(h: float) -> float:  # log((1-q) + q e^h)
         return float(np.logaddexp(log1mq, math.log(q) + h))
 
-    def x_of(ell: Floats) -> Floats:  # x in [0, 1] with loss(h(x)) = ell
+    def x_of(ell: NDArray[np.floating]) -> Floats:  # x in [0, 1] with loss(h(x)) = ell
         with np.errstate(divide="ignore", invalid="ignore"):
             h = np.log((np.expm1(ell) + q) / q)
         return np.asarray(np.clip(np.nan_to_num((b * h + 1.0) / 2.0, nan=0.0), 0.0, 1.0))
