@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dp
 from dp._pld_build import gaussian_pld_pair, norm_sf
@@ -86,3 +88,16 @@ def test_laplace_matches_dp_accounting_pld(q: float, b: float, steps: int) -> No
     for delta in (1e-5, 1e-3):
         want = theirs.get_epsilon(delta)
         assert abs(ours.get_epsilon(delta) - want) <= max(1e-3 * want, 0.01)
+
+
+@settings(max_examples=12, deadline=None)
+@given(sigma=st.floats(min_value=0.6, max_value=20.0), steps=st.integers(1, 40),
+       log_delta=st.integers(-9, -3))
+def test_pld_never_below_closed_form_nor_above_rdp(sigma: float, steps: int,
+                                                     log_delta: int) -> None:
+    delta = 10.0**log_delta
+    event = dp.Gaussian(noise_multiplier=sigma)
+    pld = dp.PldAccountant().compose(event, steps).get_epsilon(delta)
+    exact = dp.gaussian_epsilon(noise_multiplier=sigma / math.sqrt(steps), delta=delta)
+    assert exact <= pld <= exact + max(1e-3 * exact, 0.01)
+    assert pld <= dp.RdpAccountant().compose(event, steps).get_epsilon(delta)
