@@ -15,6 +15,7 @@ adjacency, so the noise multiplier is relative to the replace-one sensitivity).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,13 +154,6 @@ def epsilon_over_rounds(
     return out
 
 
-def _eps_for_sigma(sigma: float, *, sample_rate: float, steps: int, delta: float,
-                   accountant: str, sampling: str, population_size: int | None) -> float:
-    return account(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
-                   delta=delta, accountant=accountant, sampling=sampling,
-                   population_size=population_size).epsilon
-
-
 def calibrate_noise(
     *, target_epsilon: float, delta: float, sample_rate: float, steps: int,
     accountant: str = "rdp", sampling: str = "poisson", population_size: int | None = None,
@@ -178,34 +172,47 @@ def calibrate_noise(
     if delta <= 0.0:
         raise DPValueError("delta must be in (0, 1) for calibration")
     _check_choice("accountant", accountant, ACCOUNTANTS)
-    kw = dict(sample_rate=sample_rate, steps=_check_steps(steps), delta=delta,
-              sampling=sampling, population_size=population_size)
+    steps = _check_steps(steps)
+
+    def eps_of(sigma: float, which: str = accountant) -> float:
+        return account(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
+                       delta=delta, accountant=which, sampling=sampling,
+                       population_size=population_size).epsilon
+
     hi = 1.0
     if accountant == "pld":  # the RDP answer is a valid (looser) starting point
-        hi = calibrate_noise(target_epsilon=target, accountant="rdp", rtol=1e-3, **kw).noise_multiplier  # type: ignore[arg-type]
-    eps_hi = _eps_for_sigma(hi, accountant=accountant, **kw)  # type: ignore[arg-type]
+        hi = _bisect(lambda z: eps_of(z, "rdp"), target, 1.0, 1e-3)[0]
+    hi, eps_hi = _bisect(eps_of, target, hi, rtol)
+    return Calibration(noise_multiplier=hi, epsilon=eps_hi, delta=delta, accountant=accountant)
+
+
+def _bisect(eps_of: Callable[[float], float], target: float, start: float,
+            rtol: float) -> tuple[float, float]:
+    """Smallest ``z`` (to ``rtol``) with ``eps_of(z) <= target``, and ``eps_of(z)``.
+
+    ``eps_of`` is non-increasing. Raises CalibrationError past ``z = 1e6``.
+    """
+    hi = start
+    eps_hi = eps_of(hi)
     while eps_hi > target:
         if hi > 1e6:
             raise CalibrationError(
-                f"target_epsilon {target!r} is unreachable at delta {delta!r}: "
-                f"noise multiplier 1e6 still gives epsilon {eps_hi:.4g}"
+                f"target_epsilon {target!r} is unreachable: noise multiplier 1e6 still "
+                f"gives epsilon {eps_hi:.4g}"
             )
         hi *= 2.0
-        eps_hi = _eps_for_sigma(hi, accountant=accountant, **kw)  # type: ignore[arg-type]
+        eps_hi = eps_of(hi)
     lo = hi / 2.0
-    while _eps_for_sigma(lo, accountant=accountant, **kw) <= target:  # type: ignore[arg-type]
-        hi, lo = lo, lo / 2.0
-        if hi < 1e-6:
-            break
-    eps_hi = _eps_for_sigma(hi, accountant=accountant, **kw)  # type: ignore[arg-type]
+    while lo > 1e-6 and (eps_lo := eps_of(lo)) <= target:
+        hi, eps_hi, lo = lo, eps_lo, lo / 2.0
     while hi - lo > rtol * hi:
         mid = math.sqrt(lo * hi)
-        eps_mid = _eps_for_sigma(mid, accountant=accountant, **kw)  # type: ignore[arg-type]
+        eps_mid = eps_of(mid)
         if eps_mid <= target:
             hi, eps_hi = mid, eps_mid
         else:
             lo = mid
-    return Calibration(noise_multiplier=hi, epsilon=eps_hi, delta=delta, accountant=accountant)
+    return hi, eps_hi
 
 
 def max_rounds(
