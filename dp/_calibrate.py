@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 ACCOUNTANTS = ("rdp", "pld")
+_ROWS_PER_CHUNK = 16384  # x ~160 orders x 8 bytes: about 20 MB per broadcast
 SAMPLINGS = ("poisson", "fixed")
 
 
@@ -146,8 +147,11 @@ def epsilon_over_rounds(
     if accountant == "rdp":
         orders = np.array(DEFAULT_ORDERS)
         per_round = rdp_of(event, orders)
-        eps, _ = rdp_to_epsilon(orders, r[:, None].astype(np.float64) * per_round[None, :], delta)
-        return np.asarray(eps, dtype=np.float64)
+        out = np.empty(r.size)
+        for i in range(0, r.size, _ROWS_PER_CHUNK):  # bounded memory for any length
+            rows = r[i:i + _ROWS_PER_CHUNK, None].astype(np.float64)
+            out[i:i + _ROWS_PER_CHUNK] = rdp_to_epsilon(orders, rows * per_round[None, :], delta)[0]
+        return out
     out = np.empty(r.size)
     for i, t in enumerate(r):
         out[i] = PldAccountant().compose(event, int(t)).get_epsilon(delta)

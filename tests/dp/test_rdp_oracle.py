@@ -104,3 +104,13 @@ def test_skellam_agrees_with_the_distributed_dp_module() -> None:
     orders = np.array([1.5, 2.0, 7.0, 30.0])
     ours = dp.rdp_of(dp.Skellam(mu=40.0, l1_sensitivity=9.0, l2_sensitivity=3.0), orders)
     np.testing.assert_allclose(ours, skellam_rdp(orders, l2=3.0, l1=9.0, variance=80.0))
+
+
+def test_never_looser_than_opacus() -> None:
+    op = pytest.importorskip("opacus.accountants.analysis.rdp")
+    for q, sigma, steps in [(0.04, 1.5, 2250), (256 / 60000, 1.12, 14063), (0.3, 0.8, 50)]:
+        alphas = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+        rdp = op.compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=alphas)
+        theirs = op.get_privacy_spent(orders=alphas, rdp=rdp, delta=1e-5)[0]
+        ours = dp.account(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=1e-5).epsilon
+        assert ours <= theirs * (1 + 1e-9)
