@@ -12,10 +12,10 @@ direction dominates the other one).
   subtracted term has mean zero). The integrand is positive, so it is summed in log
   space; ``g`` uses its power series where ``|u|`` is small. The trapezoid rule
   converges geometrically for this analytic integrand; the step is chosen from the
-  distance of its branch point to the real axis (``pi s^2``). The RDP of order
-  ``a`` needs ``a - 1 >= 0.01`` for full precision (orders below 1.01 lose digits). This avoids the
-  cancellation in the two-sided erfc series (dp_accounting 0.6), which overstates RDP
-  near order 1.1 for some (q, s).
+  distance of its branch point to the real axis (``pi s^2``). Relative error about
+  ``1e-16 / (a - 1)``, checked against mpmath to 1e-12. This avoids the cancellation in
+  the two-sided erfc series of dp_accounting 0.6, which overstates RDP near order 1.1
+  for some (q, s) by up to 40x or returns inf.
 """
 
 from __future__ import annotations
