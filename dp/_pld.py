@@ -25,10 +25,11 @@ from dp._events import Composed, DPEvent, Gaussian, Laplace, PoissonSampled, Sel
 from dp._pld_build import DiscretePld, gaussian_pld_pair
 from dp._pld_laplace import laplace_pld_pair
 
-__all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BOUND"]
+__all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BOUND", "MIN_DELTA"]
 
 Floats = NDArray[np.float64]
 TAIL_BOUND = 1e-18  # mass allowed outside the composed window, per tail
+MIN_DELTA = 1e-12  # below this, float64 FFT rounding is not negligible
 _LAMBDAS = np.geomspace(1e-2, 1e3, 24)
 _MAX_FFT = 1 << 25  # 32M points: 0.5 GiB of complex spectrum
 Item = tuple[DiscretePld, DiscretePld, int]  # (remove, add, count)
@@ -230,11 +231,26 @@ class PldAccountant(PrivacyAccountant):
         return self._composed
 
     def get_epsilon(self, delta: float) -> float:
-        """Smallest epsilon at ``delta`` over both directions; raises DPValueError."""
+        """Smallest epsilon at ``delta`` over both directions.
+
+        Raises DPValueError for ``delta`` outside [MIN_DELTA, 1) once anything is
+        composed: below ``MIN_DELTA`` the FFT's rounding error is not negligible
+        (use :class:`~dp._rdp.RdpAccountant` there).
+        """
         delta = check_delta(delta)
+        if not self._items:
+            return 0.0
+        if delta < MIN_DELTA:
+            raise DPValueError(
+                f"delta must be >= {MIN_DELTA:g} for the PLD accountant (float64 FFT "
+                f"precision), got {delta!r}; use the RDP accountant for smaller deltas"
+            )
         return max(p.epsilon(delta) for p in self._pair())
 
     def get_delta(self, epsilon: float) -> float:
-        """Smallest delta at ``epsilon`` over both directions; raises DPValueError."""
+        """Smallest delta at ``epsilon`` over both directions, floored at ``MIN_DELTA``
+        (the FFT's precision) once anything is composed; raises DPValueError."""
         epsilon = check_epsilon(epsilon)
-        return max(p.delta(epsilon) for p in self._pair())
+        if not self._items:
+            return 0.0
+        return max(MIN_DELTA, max(p.delta(epsilon) for p in self._pair()))

@@ -101,3 +101,10 @@ def test_pld_never_below_closed_form_nor_above_rdp(sigma: float, steps: int,
     exact = dp.gaussian_epsilon(noise_multiplier=sigma / math.sqrt(steps), delta=delta)
     assert exact <= pld <= exact + max(1e-3 * exact, 0.01)
     assert pld <= dp.RdpAccountant().compose(event, steps).get_epsilon(delta)
+
+
+def test_tiny_delta_is_refused_and_delta_is_floored() -> None:
+    acc = dp.PldAccountant().compose(dp.Gaussian(noise_multiplier=1.0))
+    with pytest.raises(dp.DPValueError, match="delta must be >= 1e-12"):
+        acc.get_epsilon(1e-14)
+    assert acc.get_delta(50.0) == 1e-12
