@@ -24,6 +24,11 @@ def _fraction(text: str) -> float:
     return value
 
 
+# The SecAgg+ stage names of --drop-stage and what they mean for the other backends.
+_CKKS_STAGES = {"masked": "encrypted_input", "unmask": "decrypt"}
+_PLAIN_STAGES = {"masked": "collect"}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
@@ -49,6 +54,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, dropouts and the graph")
     p.add_argument("--authenticated", action="store_true",
                    help="signed keys and a consistency check (protects against a malicious server)")
+    p.add_argument("--backend", choices=("secagg+", "ckks", "plain"), default="secagg+",
+                   help="how the sum is computed: SecAgg+ masking (default), CKKS homomorphic "
+                        "encryption (needs the ckks extra), or in the clear")
     p.add_argument("--dp", choices=("dgauss", "skellam"), default=None,
                    help="distributed DP: every client adds its share of discrete noise")
     p.add_argument("--noise-multiplier", type=float, default=1.0,
@@ -124,7 +132,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.clients < 2 or args.dim < 1:
         raise ValueError("--clients must be >= 2 and --dim >= 1")
     backend: secagg.Backend
-    if args.dp is not None:
+    stage = args.drop_stage
+    if args.backend != "secagg+":
+        if args.dp is not None or args.authenticated:
+            raise ValueError(f"--dp and --authenticated need --backend secagg+, not {args.backend}")
+        stages = {"ckks": _CKKS_STAGES, "plain": _PLAIN_STAGES}[args.backend]
+        if stage not in stages:
+            raise ValueError(f"--drop-stage {stage} does not exist for the {args.backend} backend; "
+                             f"use one of {', '.join(stages)}")
+        stage = stages[stage]
+        backend = secagg.CKKSBackend.generate() if args.backend == "ckks" else secagg.PlainBackend()
+    elif args.dp is not None:
         from dp._ddp_backend import DistributedDPBackend
 
         clip = args.clip if args.clip is not None else float(np.sqrt(args.dim))
@@ -134,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         backend = secagg.SecAggPlusBackend(neighbours=args.neighbours, threshold=args.threshold,
                                            dropout=args.dropout, corrupt=args.corrupt, threat=args.threat)
-    schedule = secagg.dropout_schedule(args.clients, args.dropout, args.drop_stage,
+    schedule = secagg.dropout_schedule(args.clients, args.dropout, stage,
                                        np.random.default_rng([args.seed, 1]))
     progress = None
     if not args.json and sys.stderr.isatty():
