@@ -8,14 +8,13 @@ import numpy as np
 
 from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, update_noise_multiplier
 from dp._errors import DPValueError
+from dp._events import DPEvent, Gaussian
 from dp._wrappers import (
     _CLIP_FLAG,
     _LOCAL,
     CLIP_NORM_KEY,
     LOCAL_NOISE_KEY,
-    DPEvent,
     PrivacyWrapper,
-    _accounting,
     _add_transform,
     _plain,
     _uniform_count,
@@ -149,7 +148,7 @@ class LocalDifferentialPrivacy(PrivacyWrapper):
     """
 
     def round_event(self, sample_size: int) -> DPEvent:
-        return _accounting()[0].Gaussian(noise_multiplier=self.noise_multiplier / 2.0)
+        return Gaussian(noise_multiplier=self.noise_multiplier / 2.0)
 
     def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
         self._check_budget(server_round)

@@ -7,8 +7,8 @@ Every wrapper bounds each *client's* contribution (client-level DP, McMahan et a
 sum of updates has sensitivity ``clipping_norm``; Gaussian noise of standard
 deviation ``noise_multiplier * clipping_norm`` is added to that sum once per round.
 
-Accounting, per round, through :class:`dp.RdpAccountant` (or any accountant named by
-``accountant``): with every client of the population sampled, a Gaussian mechanism
+Accounting, per round, through :class:`dp.RdpAccountant` or :class:`dp.PldAccountant`
+(``accountant="rdp"`` or ``"pld"``): with every client of the population sampled, a Gaussian mechanism
 (adjacency: add or remove one client); with ``m`` of ``N`` sampled, the coordinator
 draws a fixed-size sample, so the round is the Gaussian sampled without replacement
 (Wang, Balle, Kasiviswanathan 2019; adjacency: replace one client, whose sum
@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
+from dp._accountant import PrivacyAccountant
+from dp._calibrate import make_accountant
 from dp._clipping import AdaptiveClipper, clip_l2
-from dp._errors import BudgetExceededError, DPError, DPValueError
+from dp._errors import BudgetExceededError, DPValueError
+from dp._events import DPEvent, Gaussian, SampledWithoutReplacement
 from dp._mechanisms import gaussian_noise, secure_generator
 from secagg import (
     AggregateResult,
@@ -54,36 +57,8 @@ _CLIP_FLAG = "blindsum.clip_flag"
 _LOCAL = "blindsum.local_gaussian"
 
 
-#: ``dp._events.DPEvent``; the accounting modules are imported when first needed
-DPEvent = Any
-
-
-def _accounting() -> Any:
-    """dp's events and accountants, imported when first needed.
-
-    Raises:
-        DPError: this build of dp has no accountant.
-    """
-    try:
-        from dp import _events, _rdp
-    except ImportError as exc:
-        raise DPError(
-            "the DP wrappers account privacy through dp's accountant (dp._rdp, dp._events), "
-            "which this build does not have"
-        ) from exc
-    return _events, _rdp
-
-
-def _accountant(name: str) -> Any:
-    if name == "rdp":
-        return _accounting()[1].RdpAccountant()
-    if name == "pld":
-        import dp
-
-        cls = getattr(dp, "PldAccountant", None)
-        if cls is not None:
-            return cls()
-    raise DPValueError(f"accountant must be 'rdp' or 'pld' (when available), got {name!r}")
+def _accountant(name: str) -> PrivacyAccountant:
+    return make_accountant(name)
 
 
 class _Ledger:
@@ -192,13 +167,12 @@ class PrivacyWrapper(StrategyWrapper):
 
     def round_event(self, sample_size: int) -> DPEvent:
         """What one round releases, as a DP event (see the module docstring)."""
-        events = _accounting()[0]
         z = self.effective_noise_multiplier
         if sample_size >= self.num_clients:
-            return events.Gaussian(noise_multiplier=z)
-        return events.SampledWithoutReplacement(
+            return Gaussian(noise_multiplier=z)
+        return SampledWithoutReplacement(
             population_size=int(self.num_clients), sample_size=int(sample_size),
-            event=events.Gaussian(noise_multiplier=z / 2.0),
+            event=Gaussian(noise_multiplier=z / 2.0),
         )
 
     @property

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noise std over the clip; default: calibrated to --target-epsilon")
     p.add_argument("--target-epsilon", type=float, default=7.9, help="epsilon to calibrate the noise to")
     p.add_argument("--delta", type=float, default=1e-5, help="delta of the guarantee")
+    p.add_argument("--accountant", choices=("pld", "rdp"), default="pld",
+                   help="privacy accountant (pld: tight; rdp: Renyi DP, looser)")
     p.add_argument("--clip", type=float, default=1.0, help="L2 clip of each client's update")
     p.add_argument("--server-lr", type=float, default=1.0, help="server learning rate (FedAvg)")
     p.add_argument("--lr", type=float, default=2.0, help="client learning rate")
@@ -126,12 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def calibrate(*, rounds: int, target: float, delta: float) -> float:
+def calibrate(*, rounds: int, target: float, delta: float, accountant: str) -> float:
     """The smallest noise multiplier (to 1e-3) whose epsilon after ``rounds`` full
     rounds is at most ``target`` (bisection over the accountant)."""
     def eps(z: float) -> float:
         probe = dp.ClientSideFixedClipping(secagg.FedAvg(), noise_multiplier=z, clipping_norm=1.0,
-                                           num_clients=2, delta=delta, rng=np.random.default_rng(0))
+                                           num_clients=2, delta=delta, accountant=accountant,
+                                           rng=np.random.default_rng(0))
         return probe.epsilon_after(rounds)
 
     lo, hi = 0.1, 100.0
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         return 0.0, {"accuracy": float(model.score(x_test, y_test))}
 
     z = args.noise_multiplier or calibrate(rounds=args.rounds, target=args.target_epsilon,
-                                           delta=args.delta)
+                                           delta=args.delta, accountant=args.accountant)
     optimizer = {"fedavg": secagg.FedAvg, "fedavgm": secagg.FedAvgM, "fedadam": secagg.FedAdam,
                  "fedyogi": secagg.FedYogi}[args.optimizer]
     fedavg = optimizer(
@@ -170,7 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     )
     private = dp.ClientSideFixedClipping(
         fedavg, noise_multiplier=z, clipping_norm=args.clip, num_clients=len(clients),
-        delta=args.delta, epsilon_budget=args.target_epsilon * 1.0001,
+        delta=args.delta, epsilon_budget=args.target_epsilon * 1.0001, accountant=args.accountant,
         rng=np.random.default_rng([args.seed, 1]),
     )
     neighbours = args.neighbours
@@ -197,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "accuracy": final.metrics["accuracy"] if final else None,
         "epsilon": private.epsilon,
         "delta": args.delta,
+        "accountant": args.accountant,
         "rounds": len(logs),
         "failed_rounds": sum(1 for log in logs if log.failure),
         "clients": len(clients),

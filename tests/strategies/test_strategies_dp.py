@@ -6,12 +6,7 @@ from conftest import aggregate
 
 import dp
 import secagg
-from dp._errors import BudgetExceededError, DPValueError
-
-_rdp = pytest.importorskip("dp._rdp", reason="dp's accountant is not in this build")
-_events = pytest.importorskip("dp._events", reason="dp's accountant is not in this build")
-Gaussian, SampledWithoutReplacement = _events.Gaussian, _events.SampledWithoutReplacement
-RdpAccountant = _rdp.RdpAccountant
+from dp import BudgetExceededError, DPValueError, Gaussian, RdpAccountant, SampledWithoutReplacement
 
 
 def _wrapper(cls=dp.ClientSideFixedClipping, inner=None, **kw):
@@ -163,3 +158,13 @@ class _Client:
 
     def evaluate(self, parameters, config):
         return float(np.sum((parameters[0] - self.target) ** 2)), 5, {}
+
+
+def test_pld_accountant_is_tighter_and_matches_dp():
+    rdp = _wrapper(accountant="rdp")
+    pld = _wrapper(accountant="pld")
+    ref = dp.PldAccountant().compose(Gaussian(noise_multiplier=1.5), 5).get_epsilon(1e-5)
+    assert pld.epsilon_after(5) == pytest.approx(ref, rel=1e-9)
+    assert pld.epsilon_after(5) < rdp.epsilon_after(5)
+    with pytest.raises(DPValueError, match="accountant"):
+        _wrapper(accountant="moments")

@@ -8,7 +8,6 @@ import sys
 import pytest
 
 pytest.importorskip("sklearn")
-pytest.importorskip("dp._rdp", reason="dp's accountant is not in this build")
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "examples" / "sklearn_digits" / "run.py"
 
