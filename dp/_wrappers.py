@@ -194,8 +194,10 @@ class PrivacyWrapper(StrategyWrapper):
         self._ledger.events.append(self.round_event(self._sample_size(sampled)))
 
     def _noise(self, size: int, sigma: float) -> np.ndarray:
-        assert self._ledger.rng is not None  # set in __post_init__
-        return gaussian_noise(self._ledger.rng, sigma=sigma, size=size)
+        rng = self._ledger.rng
+        if rng is None:
+            raise DPValueError("the noise generator is missing (construction failed)")
+        return gaussian_noise(rng, sigma=sigma, size=size)
 
 
 def _uniform_count(aggregate: AggregateResult, who: str) -> int:
