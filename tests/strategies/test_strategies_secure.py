@@ -89,3 +89,13 @@ def test_finder_chooses_k_and_t_when_not_given():
     found = secagg.find_parameters(clients=200, dropout=0.1, corrupt=0.05)
     assert (k, t) == (found.neighbours, found.threshold)
     assert k < 199  # a sparse graph: the point of SecAgg+
+
+
+def test_adaptive_client_clipping_runs_under_secure_aggregation(clients):
+    inner = dp.ClientSideAdaptiveClipping(secagg.FedAvg(), noise_multiplier=0.8, clipping_norm=0.5,
+                                          num_clients=8, count_noise_std=1.0, rng=np.random.default_rng(0))
+    s = _secure(inner, clipping_range=2.0)
+    params, logs = secagg.run_federated(s, clients, [np.zeros(5)], rounds=3, rng=np.random.default_rng(4))
+    assert inner.rounds_accounted == 3 and all(not log.failure for log in logs)
+    assert inner.current_clipping_norm > 0.5  # updates (norm ~ 3) exceed the clip: it grows
+    assert np.all(np.isfinite(params[0]))
