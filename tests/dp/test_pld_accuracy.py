@@ -99,7 +99,9 @@ def test_pld_never_below_closed_form_nor_above_rdp(sigma: float, steps: int,
     event = dp.Gaussian(noise_multiplier=sigma)
     pld = dp.PldAccountant().compose(event, steps).get_epsilon(delta)
     exact = dp.gaussian_epsilon(noise_multiplier=sigma / math.sqrt(steps), delta=delta)
-    assert exact <= pld <= exact + max(1e-3 * exact, 0.01)
+    # The closed form's delta, Phi(a) - e^eps Phi(b), cancels at small delta: it is known
+    # to about 1e-8 relative in epsilon, so "never below" is checked to that precision.
+    assert exact * (1 - 1e-7) <= pld <= exact + max(1e-3 * exact, 0.01)
     assert pld <= dp.RdpAccountant().compose(event, steps).get_epsilon(delta)
 
 
