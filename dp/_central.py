@@ -7,9 +7,9 @@ from typing import ClassVar, cast
 
 import numpy as np
 
-from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, clip_l2, update_noise_multiplier
+from dp._clipping import clip_l2, update_noise_multiplier
 from dp._errors import DPValueError
-from dp._wrappers import PrivacyWrapper, _plain, _uniform_count
+from dp._wrappers import PrivacyWrapper, _plain, _uniform_count, install_adaptive_clipper
 from secagg import (
     AggregateResult,
     Backend,
@@ -126,15 +126,8 @@ class CentralAdaptiveClipping(CentralFixedClipping):
 
     def __post_init__(self) -> None:
         CentralFixedClipping.__post_init__(self)
-        m = self._sample_size(None)
-        std = self.count_noise_std
-        if std is None:
-            std = max(m / 20.0, float(self.noise_multiplier))
-        update_noise_multiplier(noise_multiplier=self.noise_multiplier, count_noise_std=std)
-        self._ledger.clipper = AdaptiveClipper(AdaptiveClipConfig(
-            initial_clip=float(self.clipping_norm), target_quantile=self.target_quantile,
-            learning_rate=self.clip_learning_rate, count_noise_std=std,
-        ))
+        install_adaptive_clipper(self, target_quantile=self.target_quantile,
+                                 learning_rate=self.clip_learning_rate, count_noise_std=self.count_noise_std)
 
     @property
     def current_clipping_norm(self) -> float:

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, update_noise_multiplier
+from dp._clipping import AdaptiveClipper, update_noise_multiplier
 from dp._errors import DPValueError
 from dp._events import DPEvent, Gaussian
 from dp._wrappers import (
@@ -18,6 +18,7 @@ from dp._wrappers import (
     _add_transform,
     _plain,
     _uniform_count,
+    install_adaptive_clipper,
 )
 from secagg import AggregateResult, Config, Parameters
 from secagg._strategy import EXTRA_COORDINATES_KEY, WEIGHTING_KEY
@@ -66,15 +67,8 @@ class ClientSideAdaptiveClipping(PrivacyWrapper):
 
     def __post_init__(self) -> None:
         PrivacyWrapper.__post_init__(self)
-        m = self._sample_size(None)
-        std = self.count_noise_std
-        if std is None:
-            std = max(m / 20.0, float(self.noise_multiplier))
-        update_noise_multiplier(noise_multiplier=self.noise_multiplier, count_noise_std=std)
-        self._ledger.clipper = AdaptiveClipper(AdaptiveClipConfig(
-            initial_clip=float(self.clipping_norm), target_quantile=self.target_quantile,
-            learning_rate=self.clip_learning_rate, count_noise_std=std,
-        ))
+        install_adaptive_clipper(self, target_quantile=self.target_quantile,
+                                 learning_rate=self.clip_learning_rate, count_noise_std=self.count_noise_std)
 
     @property
     def _clipper(self) -> AdaptiveClipper:

@@ -29,7 +29,7 @@ import numpy as np
 
 from dp._accountant import PrivacyAccountant
 from dp._calibrate import make_accountant
-from dp._clipping import AdaptiveClipper, clip_l2
+from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, clip_l2, update_noise_multiplier
 from dp._errors import BudgetExceededError, DPValueError
 from dp._events import DPEvent, Gaussian, SampledWithoutReplacement
 from dp._mechanisms import gaussian_noise, secure_generator
@@ -247,6 +247,26 @@ def _local_gaussian_transform(
 register_update_transform(_CLIP, _clip_transform)
 register_update_transform(_CLIP_FLAG, _clip_flag_transform)
 register_update_transform(_LOCAL, _local_gaussian_transform)
+
+
+def install_adaptive_clipper(wrapper: PrivacyWrapper, *, target_quantile: float, learning_rate: float,
+                             count_noise_std: float | None) -> None:
+    """Give ``wrapper`` an adaptive clipper (Andrew et al. 2021), checking that the noise
+    left for the update after the count's share is positive.
+
+    The count noise defaults to ``max(m / 20, z)`` for ``m`` clients per round.
+
+    Raises:
+        DPValueError: the count noise takes all of ``noise_multiplier``.
+    """
+    std = count_noise_std
+    if std is None:
+        std = max(wrapper._sample_size(None) / 20.0, float(wrapper.noise_multiplier))
+    update_noise_multiplier(noise_multiplier=wrapper.noise_multiplier, count_noise_std=std)
+    wrapper._ledger.clipper = AdaptiveClipper(AdaptiveClipConfig(
+        initial_clip=float(wrapper.clipping_norm), target_quantile=target_quantile,
+        learning_rate=learning_rate, count_noise_std=std,
+    ))
 
 
 def _plain(aggregate: AggregateResult, weighted_sum: np.ndarray) -> AggregateResult:
