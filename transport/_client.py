@@ -83,12 +83,17 @@ class _Round:
 
 
 class ClientRuntime:
-    """Serves one client id until training is over."""
+    """Serves one client id until training is over.
+
+    ``backend`` overrides the backend named by the coordinator (for a configured
+    instance; its ``name`` must match); ``accept_backends`` refuses coordinators that
+    aggregate otherwise (for example ``("secagg+",)`` never sends an update in the clear).
+    """
 
     def __init__(
         self, *, client_id: int, fit: FitFn, connector: Connector,
         accept_backends: Sequence[str] | None = None, backoff: Backoff | None = None,
-        seed: int | None = None,
+        seed: int | None = None, backend: Backend | None = None,
     ) -> None:
         if client_id < 0:
             raise ConfigError(f"client_id must be >= 0, got {client_id}")
@@ -99,6 +104,7 @@ class ClientRuntime:
         self._backoff = backoff or Backoff()
         self._jitter = random.Random(seed)
         self._seed = seed
+        self._backend = backend
         self.summary = ClientSummary(client_id=client_id)
 
     async def run(self) -> ClientSummary:
@@ -143,7 +149,11 @@ class ClientRuntime:
             raise ConnectionLost(Code.PERMISSION_DENIED,
                                  f"the coordinator aggregates with {link.backend!r}; "
                                  f"this client accepts only {list(self._accept)}")
-        backend = resolve_backend(link.backend)
+        backend = self._backend or resolve_backend(link.backend)
+        if backend.name != link.backend:
+            raise ConnectionLost(Code.FAILED_PRECONDITION,
+                                 f"the coordinator aggregates with {link.backend!r}, "
+                                 f"this client was given {backend.name!r}")
         current: _Round | None = None
         while True:
             msg = await link.recv()

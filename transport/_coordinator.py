@@ -138,8 +138,9 @@ class Coordinator:
         if client_id in self._peers:
             raise Rejected(Code.ALREADY_EXISTS,
                            f"client {client_id} is already connected (one stream per client)")
-        if self._finished:
-            raise Rejected(Code.UNAVAILABLE, "training is over")
+        if self._finished:  # admitted only to be told so
+            peer.send(self._finished_message())
+            return
         self._peers[client_id] = peer
         self._changed.set()
         log.debug("client %d connected (%d connected)", client_id, len(self._peers))
@@ -209,6 +210,10 @@ class Coordinator:
             r.expecting.discard(cid)
         r.events.put_nowait((cid, msg))
 
+    def _finished_message(self) -> Message:
+        return Message(kind=Kind.FINISHED, round_id=self._next_round_id,
+                       detail=f"{self.completed_rounds} rounds completed")
+
     def _send(self, cid: int, msg: Message) -> None:
         peer = self._peers.get(cid)
         if peer is not None:
@@ -237,8 +242,7 @@ class Coordinator:
                     await asyncio.sleep(self.config.retry_pause)
         self._finished = True
         for cid in list(self._peers):
-            self._send(cid, Message(kind=Kind.FINISHED, round_id=self._next_round_id,
-                                    detail=f"{self.completed_rounds} rounds completed"))
+            self._send(cid, self._finished_message())
         return RunSummary(backend=self.backend.name, rounds_completed=self.completed_rounds,
                           log=tuple(self.log))
 

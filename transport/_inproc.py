@@ -30,6 +30,7 @@ class _ServerEnd:
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[Message | _Closed] = asyncio.Queue()
         self.closed = False
+        self.status = _Closed(Code.UNAVAILABLE, "the link is closed")
 
     def send(self, message: Message) -> None:
         if not self.closed:
@@ -40,7 +41,8 @@ class _ServerEnd:
     def close(self, code: Code, message: str) -> None:
         if not self.closed:
             self.closed = True
-            self.inbox.put_nowait(_Closed(code, message))
+            self.status = _Closed(code, message)
+            self.inbox.put_nowait(self.status)
 
 
 class _Link:
@@ -52,7 +54,7 @@ class _Link:
 
     async def send(self, message: Message) -> None:
         if self._end.closed:
-            raise ConnectionLost(Code.UNAVAILABLE, "the link is closed")
+            raise ConnectionLost(self._end.status.code, self._end.status.message)
         await asyncio.sleep(0)  # a real link never delivers synchronously
         if message.kind not in CLIENT_KINDS:
             exc = Rejected(Code.INVALID_ARGUMENT,
@@ -75,9 +77,8 @@ class _Link:
         return item
 
     async def close(self) -> None:
-        if not self._end.closed:
-            self._end.closed = True
-            self._coordinator.detach(self._cid, self._end, "client closed the link")
+        self._end.closed = True
+        self._coordinator.detach(self._cid, self._end, "client closed the link")
 
 
 class InProcessTransport:
