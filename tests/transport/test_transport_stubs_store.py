@@ -1,0 +1,110 @@
+"""Generated stubs match the .proto; SQLite checkpoints; resuming after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import transport_testkit as kit
+
+import secagg
+import transport
+from transport._messages import decode_parameters, encode_parameters
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("grpc_tools") is None,
+                    reason="grpcio-tools is not installed")
+def test_regenerated_stubs_are_identical(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc",
+         f"-Itransport/_generated={ROOT / 'transport'}", f"--python_out={tmp_path}",
+         f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}",
+         "transport/_generated/blindsum.proto"],
+        check=True, cwd=ROOT)
+    for name in ("blindsum_pb2.py", "blindsum_pb2_grpc.py", "blindsum_pb2.pyi"):
+        fresh = (tmp_path / "transport" / "_generated" / name).read_bytes()
+        committed = (ROOT / "transport" / "_generated" / name).read_bytes()
+        assert fresh == committed, f"{name} is stale: regenerate it from blindsum.proto"
+
+
+def test_parameters_round_trip_and_reject_pickles() -> None:
+    params = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1.5]), np.zeros(0)]
+    back = decode_parameters(encode_parameters(params))
+    assert [a.dtype for a in back] == [a.dtype for a in params]
+    for a, b in zip(params, back, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="trailing"):
+        decode_parameters(encode_parameters(params) + b"x")
+    objs = np.array([{"a": 1}], dtype=object)
+    import io
+
+    buf = io.BytesIO()
+    buf.write((1).to_bytes(4, "little"))
+    np.lib.format.write_array(buf, objs, allow_pickle=True)
+    with pytest.raises(ValueError, match="array 0 is malformed"):
+        decode_parameters(buf.getvalue())
+
+
+def test_store_keeps_model_counters_and_log(tmp_path: Path) -> None:
+    store = transport.Store(tmp_path)
+    assert store.load() is None
+    rec = transport.RoundRecord(server_round=1, round_id=3, status="completed", sampled=(1, 2),
+                                selected=(1, 2), contributors=(1,), dropped={"collect": (2,)})
+    store.save(completed_rounds=1, next_round_id=4, parameters=[np.ones(3)], record=rec)
+    store.close()
+    cp = transport.Store(tmp_path).load()
+    assert cp is not None and cp.completed_rounds == 1 and cp.next_round_id == 4
+    np.testing.assert_array_equal(cp.parameters[0], np.ones(3))
+    assert cp.log == (rec,)
+    with sqlite3.connect(tmp_path / "coordinator.sqlite") as db:
+        (n,) = db.execute("SELECT COUNT(*) FROM rounds").fetchone()
+    assert n == 1
+
+
+def test_restarted_coordinator_resumes_after_the_last_completed_round(tmp_path: Path) -> None:
+    def federation(rounds: int) -> transport.Coordinator:
+        coord = transport.Coordinator(
+            strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+            backend=secagg.PlainBackend(), config=kit.config(rounds=rounds, clients_per_round=2),
+            store=transport.Store(tmp_path))
+        asyncio.run(kit.run_federation(kit.InProcHarness(), coord,
+                                       {c: kit.runtime(c) for c in (1, 2)}))
+        return coord
+
+    first = federation(2)
+    assert first.completed_rounds == 2
+    second = federation(3)
+    assert second.completed_rounds == 3
+    assert [r.server_round for r in second.log if r.completed] == [1, 2, 3]
+    assert len({r.round_id for r in second.log}) == len(second.log)
+    np.testing.assert_allclose(second.parameters[0], 3 * kit.expected_mean([1, 2]), rtol=1e-6)
+
+
+def test_coordinator_config_names_the_bad_setting() -> None:
+    with pytest.raises(transport.ConfigError, match="clients_per_round"):
+        transport.CoordinatorConfig(rounds=1, clients_per_round=1, min_clients=2)
+    with pytest.raises(transport.ConfigError, match="stage_deadline"):
+        transport.CoordinatorConfig(rounds=1, clients_per_round=2, stage_deadline=0)
+    assert transport.CoordinatorConfig(rounds=1, clients_per_round=8,
+                                       over_selection=0.25).sample_size == 10
+
+
+def test_token_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.txt"
+    path.write_text("# id token\n1 " + "k" * 20 + "\n2 " + "m" * 20 + "  # second\n")
+    table = transport.TokenTable.from_file(path)
+    assert len(table) == 2
+    table.check(1, "k" * 20)
+    with pytest.raises(transport.Rejected, match="client 2 sent a wrong token"):
+        table.check(2, "k" * 20)
+    path.write_text("1 " + "k" * 20 + "\n1 " + "m" * 20 + "\n")
+    with pytest.raises(transport.ConfigError, match="appears twice"):
+        transport.TokenTable.from_file(path)
