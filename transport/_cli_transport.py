@@ -1,0 +1,155 @@
+"""``blindsum coordinator`` and ``blindsum client``: parse, call :mod:`transport._run`, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _coordinator_parser(sub)
+    _client_parser(sub)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--app", required=True, metavar="MODULE:ATTR",
+                   help="user code as 'package.module:attr' or 'path/file.py:attr'")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "coordinator", help="run a federation's coordinator (gRPC server)",
+        description="Serve rounds of federated learning over gRPC. The app is a callable "
+                    "returning (strategy, initial_parameters).")
+    _common(p)
+    p.add_argument("--address", default="127.0.0.1:9092", help="host:port to listen on")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients-per-round", type=int, default=10,
+                   help="clients whose updates are aggregated per round")
+    p.add_argument("--min-clients", type=int, default=2,
+                   help="a round fails with fewer clients ready than this")
+    p.add_argument("--over-selection", type=float, default=0.0,
+                   help="ask (1 + this) x clients-per-round clients; the fastest are used")
+    p.add_argument("--backend", default="plain", help="aggregation backend: plain or secagg+")
+    p.add_argument("--fit-deadline", type=float, default=60.0, help="seconds for local training")
+    p.add_argument("--stage-deadline", type=float, default=30.0,
+                   help="seconds per protocol stage; stragglers are dropped")
+    p.add_argument("--wait-for-clients", type=float, default=30.0,
+                   help="seconds to wait for enough clients before a round")
+    p.add_argument("--state-dir", help="SQLite checkpoints here; a restart resumes")
+    p.add_argument("--tls-cert", help="server certificate chain (PEM)")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--client-ca", help="CA for client certificates: turns on mutual TLS")
+    p.add_argument("--tokens", help="file of '<client_id> <token>' lines; clients must match")
+    p.add_argument("--allow-insecure", action="store_true",
+                   help="allow plaintext on a non-loopback address (not recommended)")
+    p.add_argument("--seed", type=int, help="seed for client sampling (reproducible runs)")
+    p.set_defaults(handler=_run_coordinator)
+
+
+def _client_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "client", help="run one federated client",
+        description="Join a coordinator and train when sampled. The app is a callable "
+                    "taking the client id and returning fit(parameters, config).")
+    _common(p)
+    p.add_argument("--address", default="127.0.0.1:9092", help="coordinator host:port")
+    p.add_argument("--id", type=int, required=True, dest="client_id", help="this client's id")
+    p.add_argument("--token-file", help="file holding this client's token")
+    p.add_argument("--root-cert", help="CA that signed the coordinator's certificate (PEM); "
+                                       "turns on TLS")
+    p.add_argument("--cert", help="client certificate chain for mutual TLS (PEM)")
+    p.add_argument("--key", help="client private key for mutual TLS (PEM)")
+    p.add_argument("--server-name", help="expected name in the coordinator's certificate")
+    p.add_argument("--accept-backend", action="append", metavar="NAME",
+                   help="refuse coordinators aggregating otherwise (repeatable)")
+    p.add_argument("--give-up-after", type=float, default=300.0,
+                   help="seconds of failed reconnects before exiting")
+    p.set_defaults(handler=_run_client)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _run_coordinator(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import transport
+    from transport._run import load_app, read_pem, serve
+
+    _logging(args.log_level)
+    strategy, parameters = load_app(args.app)()
+    config = transport.CoordinatorConfig(
+        rounds=args.rounds, clients_per_round=args.clients_per_round,
+        min_clients=args.min_clients, over_selection=args.over_selection,
+        fit_deadline=args.fit_deadline, stage_deadline=args.stage_deadline,
+        wait_for_clients=args.wait_for_clients, seed=args.seed)
+    tls = None
+    if args.tls_cert or args.tls_key:
+        key, cert = read_pem(args.tls_key), read_pem(args.tls_cert)
+        if key is None or cert is None:
+            raise transport.ConfigError("--tls-cert and --tls-key go together")
+        tls = transport.ServerTLS(private_key=key, certificate_chain=cert,
+                                  client_ca=read_pem(args.client_ca))
+    elif args.client_ca:
+        raise transport.ConfigError("--client-ca needs --tls-cert and --tls-key")
+    coordinator = transport.Coordinator(
+        strategy=strategy, parameters=parameters,
+        backend=transport.resolve_backend(args.backend), config=config,
+        store=transport.Store(args.state_dir) if args.state_dir else None,
+        tokens=transport.TokenTable.from_file(args.tokens) if args.tokens else None)
+    summary = asyncio.run(serve(coordinator, args.address, tls=tls,
+                                allow_insecure=args.allow_insecure))
+    out = {"rounds_completed": summary.rounds_completed, "backend": summary.backend,
+           "dropped": summary.dropped_by_round(),
+           "rounds": [r.to_json() for r in summary.log]}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for rec in summary.log:
+            print(f"round {rec.server_round} ({rec.status}): {len(rec.contributors)} "
+                  f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
+        print(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
+    return 0
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    import transport
+    from transport._run import load_app, read_pem, run_client
+
+    _logging(args.log_level)
+    fit = load_app(args.app)(args.client_id)
+    token = None
+    if args.token_file:
+        raw = read_pem(args.token_file)
+        token = raw.decode().strip() if raw else None
+    tls = None
+    if args.root_cert or args.cert or args.key:
+        tls = transport.ClientTLS(root_ca=read_pem(args.root_cert),
+                                  private_key=read_pem(args.key),
+                                  certificate_chain=read_pem(args.cert),
+                                  server_name=args.server_name)
+    try:
+        summary = run_client(
+            address=args.address, client_id=args.client_id, fit=fit, token=token, tls=tls,
+            accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
+            backoff=transport.Backoff(give_up_after=args.give_up_after))
+    except transport.ConnectionLost as exc:
+        print(f"blindsum client: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"client_id": summary.client_id, "rounds_fitted": summary.rounds_fitted,
+                          "rounds_completed": summary.rounds_completed,
+                          "connections": summary.connections}))
+    else:
+        print(f"client {summary.client_id}: fitted {summary.rounds_fitted} rounds, "
+              f"{summary.rounds_completed} completed, {summary.connections} connections")
+    return 0
