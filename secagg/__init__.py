@@ -6,6 +6,7 @@ machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._client import SecAggPlusClient
 from secagg._errors import (
     ConfigurationError,
     CryptoError,
@@ -19,6 +20,11 @@ from secagg._errors import (
     SecAggError,
 )
 from secagg._plain import PlainBackend
+from secagg._quantize import Quantizer
+from secagg._secaggplus import SecAggPlusBackend
+from secagg._server import SecAggPlusServer
+from secagg._simulate import DROP_STAGES, SimulationResult, dropout_schedule, simulate
+from secagg._stages import ClientStage, ServerStage
 from secagg._strategy import (
     Config,
     Parameters,
@@ -47,6 +53,16 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "Quantizer",
+    "SecAggPlusBackend",
+    "SecAggPlusClient",
+    "SecAggPlusServer",
+    "SimulationResult",
+    "DROP_STAGES",
+    "dropout_schedule",
+    "simulate",
+    "ClientStage",
+    "ServerStage",
     "Config",
     "Parameters",
     "Strategy",

@@ -75,7 +75,8 @@ class ClientSession(Protocol):
 class Backend(Protocol):
     """Makes matched server and client sessions; ``name`` is what the CLI calls it."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def server_session(
         self, *, round_id: int, client_ids: tuple[int, ...], dim: int, rng: np.random.Generator

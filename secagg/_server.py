@@ -1,0 +1,325 @@
+"""The SecAgg+ server: a sans-IO state machine (rules in :mod:`secagg._stages`).
+
+The server learns only the sum of the survivors' quantised inputs. It tolerates any
+set of dropouts at any stage as long as every secret it must recover (the self-mask
+seed of each survivor, the mask key of each dropped client whose masks are in the
+sum) still has ``threshold`` shares among the clients that answer the unmask stage;
+when that fails it stops in ``FAILED`` with a :class:`~secagg.RecoveryError` that
+lists every secret short of shares.
+
+A misbehaving client (wrong message, wrong length, bad ciphertext routing, an
+inconsistent share) gets a :class:`~secagg.RemoteProtocolError` naming it and is
+dropped; the round goes on without it where the protocol allows. Recovered secrets
+are checked (mask keys against their advertised public keys, self-mask seeds against
+their commitments), so a bad share can never produce a wrong sum silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from secagg import _crypto, _shamir
+from secagg import _messages as m
+from secagg._backend import AggregateResult
+from secagg._client import self_mask_commitment, share_point
+from secagg._errors import (
+    InvalidShare,
+    LocalProtocolError,
+    RecoveryError,
+    RemoteProtocolError,
+)
+from secagg._graph import harary_graph
+from secagg._quantize import Quantizer
+from secagg._recovery import recover_secrets
+from secagg._stages import SERVER_EXPECTS, SERVER_NEXT, ServerStage
+
+__all__ = ["SecAggPlusServer", "CIPHERTEXT_BYTES"]
+
+CIPHERTEXT_BYTES = _crypto.NONCE_BYTES + 16 + 2 * m.SHARE_BYTES + 16
+
+
+class SecAggPlusServer:
+    """The server side of one SecAgg+ round (a :class:`~secagg.ServerSession`)."""
+
+    def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator) -> None:
+        if len(set(client_ids)) != len(client_ids) or any(c < 0 for c in client_ids):
+            raise ValueError("client_ids must be distinct non-negative integers")
+        if len(client_ids) != config.num_clients:
+            raise ValueError(f"config.num_clients is {config.num_clients} but {len(client_ids)} client ids were given")
+        self.config = config
+        self.quantizer = Quantizer(num_clients=config.num_clients, clip=config.clip, scale=config.scale,
+                                   modulus_bits=config.modulus_bits, max_weight=config.max_weight)
+        self._rng = rng
+        self._stage = ServerStage.ADVERTISE_KEYS
+        self._expected: set[int] = set(client_ids)
+        self._answered: set[int] = set()
+        self._gone: set[int] = set()
+        self.dropped_at: dict[int, str] = {}
+        self.faults: list[RemoteProtocolError] = []
+        self.failure: RecoveryError | None = None
+        self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
+        self._keys: dict[int, m.PeerKeys] = {}
+        self._graph: dict[int, tuple[int, ...]] = {}
+        self._commitments: dict[int, bytes] = {}
+        self._cts: dict[int, dict[int, bytes]] = {}
+        self._mask_peers: dict[int, frozenset[int]] = {}
+        self._u2: frozenset[int] = frozenset()
+        self._u3: frozenset[int] = frozenset()
+        self._sum = np.zeros(config.dim + 1, dtype=self.quantizer.dtype)
+        self._shares: dict[str, dict[int, dict[int, bytes]]] = {"self_mask": {}, "mask_key": {}}
+        self._handlers: dict[ServerStage, Callable[[int, object], None]] = {
+            ServerStage.ADVERTISE_KEYS: self._on_advertise,  # type: ignore[dict-item]
+            ServerStage.SHARE_KEYS: self._on_share_keys,  # type: ignore[dict-item]
+            ServerStage.MASKED_INPUT: self._on_masked_input,  # type: ignore[dict-item]
+            ServerStage.UNMASK: self._on_unmask,  # type: ignore[dict-item]
+        }
+        self._closers: dict[ServerStage, Callable[[], None]] = {
+            ServerStage.ADVERTISE_KEYS: self._close_advertise,
+            ServerStage.SHARE_KEYS: self._close_share_keys,
+            ServerStage.MASKED_INPUT: self._close_masked_input,
+            ServerStage.UNMASK: self._finish,
+        }
+
+    # -- the ServerSession interface -----------------------------------------
+
+    @property
+    def stage(self) -> str:
+        return self._stage.value
+
+    @property
+    def done(self) -> bool:
+        return self._stage in (ServerStage.DONE, ServerStage.FAILED)
+
+    @property
+    def survivors(self) -> tuple[int, ...]:
+        """Clients whose input is in the sum (known once the masked-input stage closed)."""
+        return tuple(sorted(self._u3))
+
+    def next_messages(self) -> dict[int, object]:
+        out, self._outbox = self._outbox, {}
+        return out
+
+    def receive(self, client_id: int, message: object) -> None:
+        """Take one client's answer for the current stage.
+
+        Raises:
+            LocalProtocolError: the round is over.
+            RemoteProtocolError: the client is unknown, dropped, answers twice (state
+                unchanged), or sent a wrong or invalid message (the client is dropped).
+        """
+        if self.done:
+            raise LocalProtocolError(f"the round is {self._stage.value}; no more messages")
+        if client_id not in self._expected:
+            raise RemoteProtocolError(client_id, f"not expected in stage {self.stage} "
+                                      "(unknown, dropped earlier, or already answered)")
+        if client_id in self._answered:
+            raise RemoteProtocolError(client_id, f"answered stage {self.stage} twice")
+        try:
+            want = SERVER_EXPECTS[self._stage]
+            if not isinstance(message, want):
+                raise RemoteProtocolError(client_id, f"sent {type(message).__name__} in stage "
+                                          f"{self.stage}, expected {want.__name__}")
+            if getattr(message, "round_id", None) != self.config.round_id:
+                raise RemoteProtocolError(client_id, f"message for round {getattr(message, 'round_id', None)}, "
+                                          f"this is round {self.config.round_id}")
+            self._handlers[self._stage](client_id, message)
+        except RemoteProtocolError as exc:
+            self.faults.append(exc)
+            self.drop(client_id)
+            raise
+        self._answered.add(client_id)
+        self._maybe_close()
+
+    def drop(self, client_id: int) -> None:
+        """Record that a client vanished; it takes no further part in the round."""
+        if self.done or client_id in self._gone:
+            return
+        self._gone.add(client_id)
+        if client_id in self._expected and client_id not in self._answered:
+            self._expected.discard(client_id)
+            self.dropped_at[client_id] = self.stage
+            self._outbox.pop(client_id, None)
+            self._maybe_close()
+
+    def close_stage(self) -> None:
+        """The stage's deadline passed: whoever has not answered is a dropout."""
+        if self.done:
+            raise LocalProtocolError(f"the round is already {self._stage.value}")
+        for cid in sorted(self._expected - self._answered):
+            self._expected.discard(cid)
+            self.dropped_at[cid] = self.stage
+        self._advance()
+
+    def result(self) -> AggregateResult:
+        """The dequantised weighted sum of the survivors.
+
+        Raises:
+            LocalProtocolError: the round has not finished.
+            RecoveryError: the round failed (the same error as :attr:`failure`).
+        """
+        words = self.result_words()
+        weighted_sum, weight = self.quantizer.dequantize(words)
+        return AggregateResult(weighted_sum=weighted_sum, total_weight=weight,
+                               contributors=self.survivors, dropped=tuple(sorted(self.dropped_at)))
+
+    def result_words(self) -> np.ndarray:
+        """The sum of the survivors' quantised words modulo 2^modulus_bits."""
+        if self.failure is not None:
+            raise self.failure
+        if self._stage is not ServerStage.DONE:
+            raise LocalProtocolError(f"result() in stage {self.stage}; the round is not done")
+        if self.config.modulus_bits % 8 == 0 and self.config.modulus_bits <= 64:
+            return self._sum.copy()
+        return self._sum & self._sum.dtype.type((1 << self.config.modulus_bits) - 1)
+
+    # -- stage machinery -------------------------------------------------------
+
+    def _maybe_close(self) -> None:
+        if not self.done and self._expected <= self._answered:
+            self._advance()
+
+    def _advance(self) -> None:
+        closing = self._stage
+        try:
+            self._closers[closing]()
+        except RecoveryError as exc:
+            self.failure = exc
+            self._stage = ServerStage.FAILED
+            self._outbox = {}
+            return
+        if self._stage is closing:  # a closer may finish the round early
+            self._stage = SERVER_NEXT[closing]
+        self._answered = set()
+        self._expected = set(self._outbox)
+
+    def _fail_if_short(self, needs: dict[tuple[int, str], int], reason: str) -> None:
+        t = self.config.threshold
+        missing = {key: (have, t) for key, have in needs.items() if have < t}
+        if missing:
+            raise RecoveryError(reason, missing)
+
+    # -- handlers ----------------------------------------------------------------
+
+    def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
+        seen = {k for p in self._keys.values() for k in (p.encryption_key, p.mask_key)}
+        if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & seen:
+            raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        self._keys[cid] = m.PeerKeys(client_id=cid, encryption_key=msg.encryption_key, mask_key=msg.mask_key)
+
+    def _on_share_keys(self, cid: int, msg: m.ShareKeys) -> None:
+        receivers = {r for r, _ in msg.ciphertexts}
+        if receivers != set(self._graph[cid]):
+            raise RemoteProtocolError(cid, "share ciphertexts are not addressed to exactly its neighbours")
+        if any(len(ct) != CIPHERTEXT_BYTES for _, ct in msg.ciphertexts):
+            raise RemoteProtocolError(cid, f"share ciphertexts must be {CIPHERTEXT_BYTES} bytes")
+        self._commitments[cid] = msg.self_mask_commitment
+        self._cts[cid] = dict(msg.ciphertexts)
+
+    def _on_masked_input(self, cid: int, msg: m.MaskedInput) -> None:
+        want = (self.config.dim + 1,)
+        if msg.masked.dtype != self._sum.dtype or msg.masked.shape != want:
+            raise RemoteProtocolError(cid, f"masked input must be {self._sum.dtype} of shape {want}, "
+                                      f"got {msg.masked.dtype} of shape {msg.masked.shape}")
+        np.add(self._sum, msg.masked, out=self._sum)
+
+    def _on_unmask(self, cid: int, msg: m.UnmaskShares) -> None:
+        peers = self._mask_peers[cid]
+        for kind, pairs, allowed in (("self_mask", msg.self_mask_shares, peers & self._u3),
+                                     ("mask_key", msg.mask_key_shares, peers & (self._u2 - self._u3))):
+            owners = {o for o, _ in pairs}
+            if not owners <= allowed:
+                raise RemoteProtocolError(cid, f"sent {kind} shares for clients it was not asked about: "
+                                          f"{sorted(owners - allowed)}")
+            for _, share in pairs:
+                if np.any(np.frombuffer(share, dtype="<u4") >= _shamir.PRIME):
+                    raise InvalidShare(cid, f"{kind} share has an element outside the field")
+        for kind, pairs in (("self_mask", msg.self_mask_shares), ("mask_key", msg.mask_key_shares)):
+            for owner, share in pairs:
+                self._shares[kind].setdefault(owner, {})[cid] = share
+
+    # -- closers -------------------------------------------------------------------
+
+    def _close_advertise(self) -> None:
+        u1 = sorted(self._answered - self._gone)
+        t = self.config.threshold
+        if len(u1) < t + 1:
+            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t + 1}", {})
+        k = min(self.config.neighbours, len(u1) - 1)
+        graph = harary_graph(len(u1), k, self._rng)
+        self._graph = {u1[i]: tuple(u1[j] for j in nbrs) for i, nbrs in enumerate(graph)}
+        self._outbox = {
+            u: m.ShareKeysRequest(round_id=self.config.round_id,
+                                  neighbours=tuple(self._keys[v] for v in self._graph[u]))
+            for u in u1
+        }
+
+    def _close_share_keys(self) -> None:
+        u2 = set(self._answered)
+        t = self.config.threshold
+        changed = True
+        while changed:  # a client with fewer than t live neighbours cannot be recovered
+            short = {u for u in u2 if len(u2.intersection(self._graph[u])) < t}
+            for u in short:
+                self.dropped_at.setdefault(u, ServerStage.SHARE_KEYS.value)
+            changed = bool(short)
+            u2 -= short
+        self._u2 = frozenset(u2)
+        self._mask_peers = {u: frozenset(u2.intersection(self._graph[u])) for u in u2}
+        self._outbox = {
+            u: m.MaskedInputRequest(round_id=self.config.round_id,
+                                    ciphertexts=tuple((v, self._cts[v][u]) for v in sorted(self._mask_peers[u])))
+            for u in sorted(u2 - self._gone)
+        }
+
+    def _close_masked_input(self) -> None:
+        u3 = frozenset(self._answered)
+        self._u3 = u3
+        if not u3:
+            self._stage = ServerStage.DONE
+            self._outbox = {}
+            return
+        holders = u3 - self._gone
+        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in u3}
+        needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
+                      for d in self._u2 - u3 if self._mask_peers[d] & u3})
+        self._fail_if_short(needs, "too few clients remain to recover the masks")
+        self._outbox = {
+            u: m.UnmaskRequest(round_id=self.config.round_id,
+                               survivors=tuple(sorted(self._mask_peers[u] & u3)),
+                               dropped=tuple(sorted(self._mask_peers[u] - u3)))
+            for u in sorted(holders)
+        }
+
+    def _finish(self) -> None:
+        u3, cfg = self._u3, self.config
+        dropped = sorted(d for d in self._u2 - u3 if self._mask_peers[d] & u3)
+        wanted = [(u, "self_mask") for u in sorted(u3)] + [(d, "mask_key") for d in dropped]
+        needs = {key: len(self._shares[key[1]].get(key[0], {})) for key in wanted}
+        self._fail_if_short(needs, "too few unmask answers to recover the masks")
+
+        def check(owner: int, kind: str, secret: bytes) -> bool:
+            if kind == "self_mask":
+                return self_mask_commitment(secret, cfg.round_id, owner) == self._commitments[owner]
+            return _crypto.KeyPair.from_private_bytes(secret).public_bytes == self._keys[owner].mask_key
+
+        secrets, bad = recover_secrets(
+            {key: {share_point(h): s for h, s in self._shares[key[1]][key[0]].items()} for key in wanted},
+            threshold=cfg.threshold, check=check)
+        for holder_point, key in bad:
+            owner, kind = key
+            self.faults.append(InvalidShare(holder_point - 1, f"inconsistent {kind} share of client {owner}"))
+        expander = _crypto.MaskExpander(cfg.dim + 1, self._sum.dtype)
+        for u in sorted(u3):
+            expander.subtract(self._sum, _crypto.derive("self_mask", secrets[(u, "self_mask")],
+                                                        round_id=cfg.round_id, a=u))
+        for d in dropped:
+            key_pair = _crypto.KeyPair.from_private_bytes(secrets[(d, "mask_key")])
+            for v in sorted(self._mask_peers[d] & u3):
+                lo, hi = sorted((v, d))
+                seed = _crypto.derive("pairwise_mask", key_pair.exchange(self._keys[v].mask_key),
+                                      round_id=cfg.round_id, a=lo, b=hi)
+                # survivor v added +mask when v < d and -mask otherwise; take it back out
+                (expander.subtract if v < d else expander.add)(self._sum, seed)
+        self._outbox = {}

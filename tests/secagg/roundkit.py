@@ -1,0 +1,65 @@
+"""Drive a SecAgg+ round message by message, for tests that poke at one stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+import secagg
+from secagg._messages import RoundConfig
+from secagg._quantize import Quantizer
+
+
+def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, seed: int = 0,
+               modulus_bits: int = 32, max_weight: int = 1, weights: np.ndarray | None = None):
+    rng = np.random.default_rng(seed)
+    backend = secagg.SecAggPlusBackend(neighbours=k, threshold=t, modulus_bits=modulus_bits,
+                                       max_weight=max_weight)
+    xs = rng.uniform(-1, 1, (n, dim))
+    ws = np.ones(n, dtype=int) if weights is None else weights
+    server = backend.server_session(round_id=7, client_ids=tuple(range(n)), dim=dim,
+                                    rng=np.random.default_rng(seed + 1))
+    clients = {c: backend.client_session(client_id=c, vector=xs[c], weight=int(ws[c]),
+                                         rng=np.random.default_rng([seed, c])) for c in range(n)}
+    return server, clients, xs, ws
+
+
+def expected_words(config: RoundConfig, xs: np.ndarray, ws: np.ndarray, survivors, seed: int = 0):
+    """The quantised words each client computed (same generator seeds), summed mod 2^b."""
+    q = Quantizer(num_clients=config.num_clients, clip=config.clip, scale=config.scale,
+                  modulus_bits=config.modulus_bits, max_weight=config.max_weight)
+    total = np.zeros(config.dim + 1, dtype=q.dtype)
+    for c in survivors:
+        total += q.quantize(xs[c], int(ws[c]), np.random.default_rng([seed, c]))
+    mask = (1 << config.modulus_bits) - 1
+    return total & total.dtype.type(mask) if config.modulus_bits < 8 * q.dtype.itemsize else total
+
+
+def run(server, clients, schedule: Mapping[int, str] | None = None, *, wire: bool = True):
+    """Deliver every message until the server is done; ``schedule`` maps id -> stage to drop at."""
+    schedule = dict(schedule or {})
+    while not server.done:
+        stage = server.stage
+        outbox = server.next_messages()
+        if not outbox:
+            server.close_stage()
+            continue
+        for cid, msg in sorted(outbox.items()):
+            if schedule.get(cid) == stage:
+                server.drop(cid)
+                continue
+            if wire:
+                msg = secagg.decode(secagg.encode(msg))
+            reply = clients[cid].receive(msg)
+            if wire:
+                reply = secagg.decode(secagg.encode(reply), peer=cid)
+            server.receive(cid, reply)
+    return server
+
+
+def step(server, clients, *, until: str):
+    """Run whole stages until the server reaches stage ``until`` (its requests not yet taken)."""
+    while server.stage != until:
+        for cid, msg in sorted(server.next_messages().items()):
+            server.receive(cid, clients[cid].receive(msg))
