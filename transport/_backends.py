@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import secagg
 from secagg import Backend
 from transport._errors import ConfigError
@@ -18,12 +20,20 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name, attr in _CLASSES.items() if hasattr(secagg, attr))
 
 
-def resolve_backend(name: str) -> Backend:
-    """A default-configured backend for ``name``.
+def resolve_backend(name: str, **options: Any) -> Backend:
+    """The backend called ``name``, configured with ``options``.
+
+    On a client, options do not matter: every round's parameters come from the
+    coordinator's session (for ``secagg+``, the round config in the first request).
+    Client runtimes therefore get ``for_client=True``, which lifts the client-side
+    weight cap so that the coordinator's ``max_weight`` is the one that rules.
 
     Raises:
-        ConfigError: unknown name, or a backend this installation does not provide.
+        ConfigError: unknown name, a backend this installation does not provide, or
+            options the backend refuses.
     """
+    if options.pop("for_client", False) and name == "secagg+":
+        options.setdefault("max_weight", 2**62)
     try:
         attr = _CLASSES[name]
     except KeyError:
@@ -31,5 +41,8 @@ def resolve_backend(name: str) -> Backend:
     cls = getattr(secagg, attr, None)
     if cls is None:
         raise ConfigError(f"backend {name!r} is not available in this installation")
-    backend: Backend = cls()
+    try:
+        backend: Backend = cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"backend {name!r}: {exc}") from None
     return backend

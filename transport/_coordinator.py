@@ -104,7 +104,7 @@ class Coordinator:
         self.tokens = tokens
         self._strategy = strategy
         self._store = store
-        self._observer = observer
+        self.observer = observer
         self._peers: dict[int, Peer] = {}
         self._changed = asyncio.Event()
         self._round: RoundState | None = None
@@ -226,8 +226,8 @@ class Coordinator:
             peer.close(code, text)
 
     def _notify(self, event: RoundEvent) -> None:
-        if self._observer is not None:
-            self._observer(event)
+        if self.observer is not None:
+            self.observer(event)
 
     # -- the round loop ------------------------------------------------------------
 

@@ -189,6 +189,7 @@ class RoundDriver:
                 self._close_timing(stage_start)
                 return
             if not outstanding:
+                # everyone we asked has answered or vanished, yet the stage is open
                 stalls += 1
                 if stalls > 3:
                     raise RoundFailed(f"the backend session stalled in stage {session.stage!r}")
@@ -196,9 +197,11 @@ class RoundDriver:
                 continue
             event = await self._next_event(deadline)
             if event is None:
+                # close_stage() turns the silent ones into dropouts inside the session;
+                # dropping them one by one could let the session advance on its own
+                # and the close would then hit the next stage.
                 for cid in sorted(outstanding):
                     self._drop_straggler(cid, r.stage, self._stage_deadline)
-                    await self._call(session.drop, cid)
                 outstanding.clear()
                 r.expecting.clear()
                 await self._call(session.close_stage)
@@ -214,12 +217,18 @@ class RoundDriver:
     ) -> set[int]:
         r = self.r
         r.stage = str(session.stage)
+        for cid in sorted(c for c in out if c in r.gone and c not in self._dropped_ids()):
+            self._record_drop(cid, r.stage, "vanished")
+            await self._call(session.drop, cid)
         recipients = tuple(sorted(cid for cid in out if cid not in r.gone))
         self._stage_started(r.stage, index, recipients)
         payloads = await self._call(lambda: {cid: secagg.encode(out[cid]) for cid in recipients})
         sent: set[int] = set()
         for cid in recipients:
             if cid in r.gone:  # vanished while the payloads were encoded
+                if cid not in self._dropped_ids():
+                    self._record_drop(cid, r.stage, "vanished")
+                    await self._call(session.drop, cid)
                 continue
             r.expecting.add(cid)
             sent.add(cid)

@@ -59,7 +59,7 @@ def load_app(spec: str) -> Callable[..., Any]:
         raise ConfigError(f"app {target!r} has no attribute {attr!r}") from None
     if not callable(obj):
         raise ConfigError(f"app {spec!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def read_pem(path: str | None) -> bytes | None:

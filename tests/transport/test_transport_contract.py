@@ -237,6 +237,31 @@ class TransportContract:
         assert summary.log[-1].contributors == (0, 1, 2)
 
 
+    @pytest.mark.parametrize("stage", ["share_keys", "masked_input", "unmask"])
+    def test_secagg_plus_round_survives_a_client_vanishing(self, stage: str) -> None:
+        backend = secagg.SecAggPlusBackend(clip=10.0, max_weight=10)
+        strategy = kit.TinyAvg()
+        coord = transport.Coordinator(strategy=strategy, parameters=kit.initial_parameters(),
+                                      backend=backend, config=kit.config(clients_per_round=5))
+        stages: list[str] = []
+
+        def on_event(event: transport.RoundEvent, tasks: dict) -> None:  # type: ignore[type-arg]
+            if event.kind == "stage_started":
+                stages.append(event.stage)
+                if event.stage == stage:
+                    tasks[4].cancel()
+
+        summary, clients, _ = asyncio.run(kit.run_federation(
+            self.harness(), coord, {c: kit.runtime(c) for c in range(5)}, on_event=on_event))
+        rec = summary.log[-1]
+        assert stages == ["fit", "advertise_keys", "share_keys", "masked_input", "unmask"]
+        assert rec.completed and rec.dropped == {stage: (4,)}
+        survivors = [0, 1, 2, 3] if stage != "unmask" else [0, 1, 2, 3, 4]
+        assert rec.contributors == tuple(survivors)
+        for arr in coord.parameters:
+            np.testing.assert_allclose(arr, kit.expected_mean(survivors), atol=1e-3)
+
+
 class TestInProcess(TransportContract):
     harness = kit.InProcHarness
 

@@ -127,6 +127,7 @@ async def run_federation(
     harness: InProcHarness | GrpcHarness, coordinator: transport.Coordinator,
     runtimes: dict[int, Callable[[transport.Connector], transport.ClientRuntime]],
     extra: Callable[[], object] | None = None, tokens: dict[int, str] | None = None,
+    on_event: Callable[[transport.RoundEvent, dict[int, asyncio.Task]], None] | None = None,
 ) -> tuple[transport.RunSummary, dict[int, transport.ClientSummary | BaseException], object]:
     """Start the coordinator and runtimes (and an extra coroutine), run to the end."""
     await harness.start(coordinator)
@@ -134,6 +135,8 @@ async def run_federation(
         clients = {cid: make(harness.connector(cid, (tokens or {}).get(cid)))
                    for cid, make in runtimes.items()}
         tasks = {cid: asyncio.create_task(rt.run()) for cid, rt in clients.items()}
+        if on_event is not None:
+            coordinator.observer = lambda event: on_event(event, tasks)
         extra_task = asyncio.ensure_future(extra()) if extra else None  # type: ignore[arg-type]
         summary = await asyncio.wait_for(coordinator.run(), 30)
         done = await asyncio.wait_for(
