@@ -67,7 +67,7 @@ def client_app(client_id: int):  # type: ignore[no-untyped-def]
         loss = 0.0
         for _ in range(int(config.get("epochs", 1))):
             loss, grads = loss_and_grad(params, x, y)
-            params = [p - float(config.get("lr", 0.1)) * g for p, g in zip(params, grads)]
+            params = [p - float(config.get("lr", 0.1)) * g for p, g in zip(params, grads, strict=True)]
         return params, n, {"loss": loss}
 
     return fit
