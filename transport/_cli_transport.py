@@ -37,6 +37,13 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--over-selection", type=float, default=0.0,
                    help="ask (1 + this) x clients-per-round clients; the fastest are used")
     p.add_argument("--backend", default="plain", help="aggregation backend: plain or secagg+")
+    p.add_argument("--clip", type=float, default=1.0,
+                   help="secagg+: updates are clipped to [-clip, clip] per coordinate")
+    p.add_argument("--max-weight", type=int, default=1000,
+                   help="secagg+: largest client weight (num_examples) accepted")
+    p.add_argument("--neighbours", default="all",
+                   help="secagg+: degree of the neighbour graph, or 'all'")
+    p.add_argument("--threshold", type=int, help="secagg+: shares needed to recover a secret")
     p.add_argument("--fit-deadline", type=float, default=60.0, help="seconds for local training")
     p.add_argument("--stage-deadline", type=float, default=30.0,
                    help="seconds per protocol stage; stragglers are dropped")
@@ -103,7 +110,7 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         raise transport.ConfigError("--client-ca needs --tls-cert and --tls-key")
     coordinator = transport.Coordinator(
         strategy=strategy, parameters=parameters,
-        backend=transport.resolve_backend(args.backend), config=config,
+        backend=transport.resolve_backend(args.backend, **_backend_options(args)), config=config,
         store=transport.Store(args.state_dir) if args.state_dir else None,
         tokens=transport.TokenTable.from_file(args.tokens) if args.tokens else None)
     summary = asyncio.run(serve(coordinator, args.address, tls=tls,
@@ -119,6 +126,14 @@ def _run_coordinator(args: argparse.Namespace) -> int:
                   f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
         print(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
     return 0
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    if args.backend != "secagg+":
+        return {}
+    neighbours = args.neighbours if args.neighbours == "all" else int(args.neighbours)
+    return {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
+            "threshold": args.threshold}
 
 
 def _run_client(args: argparse.Namespace) -> int:
