@@ -208,6 +208,7 @@ class Coordinator:
                            f"{r.round_id} without a pending request (out of order or duplicate)")
         else:
             r.expecting.discard(cid)
+        r.answered(cid)
         r.events.put_nowait((cid, msg))
 
     def _finished_message(self) -> Message:
@@ -314,7 +315,8 @@ class Coordinator:
             selected=driver.selected, released=tuple(sorted(r.released)),
             contributors=tuple(contributors),
             dropped={k: tuple(sorted(v)) for k, v in driver.dropped.items()},
-            stage_seconds=dict(driver.stage_seconds), seconds=time.monotonic() - start,
+            stage_seconds=dict(driver.stage_seconds), latency=r.latency_summary(),
+            seconds=time.monotonic() - start,
             detail=detail,
         )
 
@@ -328,10 +330,13 @@ class Coordinator:
                              next_round_id=self._next_round_id, parameters=self.parameters,
                              record=record)
         stages = ", ".join(f"{k} {v:.3f}s" for k, v in record.stage_seconds.items())
+        latency = ", ".join(f"{k} p50 {v[0]:.3f}s p99 {v[1]:.3f}s"
+                            for k, v in record.latency.items())
         log.info("round %d %s in %.3fs: selected %s, contributors %s, dropped %s, released %s; "
-                 "stages: %s%s", record.server_round, record.status, record.seconds,
+                 "stages: %s; answer latency: %s%s", record.server_round, record.status, record.seconds,
                  list(record.selected), list(record.contributors),
                  {k: list(v) for k, v in record.dropped.items()}, list(record.released), stages,
+                 latency,
                  f"; {record.detail}" if record.detail else "")
         self._notify(RoundEvent(kind="round_finished", server_round=record.server_round,
                                 record=record))

@@ -16,7 +16,8 @@ class RoundRecord:
     ``server_round`` is the strategy's round number (1-based); ``round_id`` is unique
     over all attempts, failed ones included. ``dropped`` maps a stage name (``"fit"``
     or a backend stage) to the clients dropped there; ``released`` are over-selected
-    clients that were not needed.
+    clients that were not needed. ``latency`` maps a stage to the p50, p99 and max
+    seconds from a request to its complete answer.
     """
 
     server_round: int
@@ -28,6 +29,7 @@ class RoundRecord:
     contributors: tuple[int, ...] = ()
     dropped: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     stage_seconds: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    latency: Mapping[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     detail: str = ""
 
@@ -50,6 +52,7 @@ class RoundRecord:
             "contributors": list(self.contributors),
             "dropped": {k: list(v) for k, v in self.dropped.items()},
             "stage_seconds": {k: round(v, 4) for k, v in self.stage_seconds.items()},
+            "latency": {k: [round(x, 5) for x in v] for k, v in self.latency.items()},
             "seconds": round(self.seconds, 4),
             "detail": self.detail,
         }
@@ -66,6 +69,7 @@ class RoundRecord:
             contributors=tuple(d["contributors"]),
             dropped={k: tuple(v) for k, v in d["dropped"].items()},
             stage_seconds=dict(d["stage_seconds"]),
+            latency={k: (v[0], v[1], v[2]) for k, v in d.get("latency", {}).items()},
             seconds=float(d["seconds"]),
             detail=str(d["detail"]),
         )

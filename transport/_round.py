@@ -56,12 +56,28 @@ class RoundState:
     expecting: set[int] = dataclasses.field(default_factory=set)
     released: set[int] = dataclasses.field(default_factory=set)
     gone: set[int] = dataclasses.field(default_factory=set)
+    sent_at: dict[int, float] = dataclasses.field(default_factory=dict)
+    latencies: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     events: asyncio.Queue[tuple[int, Message | str]] = dataclasses.field(
         default_factory=asyncio.Queue
     )
 
     def active(self, cid: int) -> bool:
         return cid in self.sampled and cid not in self.released and cid not in self.gone
+
+    def answered(self, cid: int) -> None:
+        """Note the time from our request to ``cid``'s complete answer."""
+        sent = self.sent_at.pop(cid, None)
+        if sent is not None:
+            self.latencies.setdefault(self.stage, []).append(time.monotonic() - sent)
+
+    def latency_summary(self) -> dict[str, tuple[float, float, float]]:
+        """Per stage: p50, p99 and max seconds from request to answer."""
+        out = {}
+        for stage, values in self.latencies.items():
+            p50, p99 = np.percentile(values, [50, 99])
+            out[stage] = (float(p50), float(p99), float(max(values)))
+        return out
 
 
 class RoundDriver:
@@ -119,6 +135,7 @@ class RoundDriver:
         self._stage_started("fit", 0, tuple(sorted(r.sampled)))
         r.awaiting_ready = set(r.sampled)
         for cid in sorted(r.sampled):
+            r.sent_at[cid] = time.monotonic()
             self._send(cid, fit_message)
         deadline = start + self._fit_deadline
         ready: list[int] = []
@@ -231,6 +248,7 @@ class RoundDriver:
                     await self._call(session.drop, cid)
                 continue
             r.expecting.add(cid)
+            r.sent_at[cid] = time.monotonic()
             sent.add(cid)
             self._send(cid, Message(kind=Kind.PROTOCOL, round_id=r.round_id,
                                     payload=payloads[cid], stage=r.stage))
