@@ -54,6 +54,8 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--client-ca", help="CA for client certificates: turns on mutual TLS")
     p.add_argument("--tokens", help="file of '<client_id> <token>' lines; clients must match")
+    p.add_argument("--max-message-mb", type=float, default=1024.0,
+                   help="largest protocol message a client may send (MiB)")
     p.add_argument("--allow-insecure", action="store_true",
                    help="allow plaintext on a non-loopback address (not recommended)")
     p.add_argument("--seed", type=int, help="seed for client sampling (reproducible runs)")
@@ -69,6 +71,8 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="127.0.0.1:9092", help="coordinator host:port")
     p.add_argument("--id", type=int, required=True, dest="client_id", help="this client's id")
     p.add_argument("--token-file", help="file holding this client's token")
+    p.add_argument("--tls", action="store_true",
+                   help="use TLS, trusting the system's root certificates")
     p.add_argument("--root-cert", help="CA that signed the coordinator's certificate (PEM); "
                                        "turns on TLS")
     p.add_argument("--cert", help="client certificate chain for mutual TLS (PEM)")
@@ -98,7 +102,8 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         rounds=args.rounds, clients_per_round=args.clients_per_round,
         min_clients=args.min_clients, over_selection=args.over_selection,
         fit_deadline=args.fit_deadline, stage_deadline=args.stage_deadline,
-        wait_for_clients=args.wait_for_clients, seed=args.seed)
+        wait_for_clients=args.wait_for_clients, seed=args.seed,
+        max_message_bytes=int(args.max_message_mb * (1 << 20)))
     tls = None
     if args.tls_cert or args.tls_key:
         key, cert = read_pem(args.tls_key), read_pem(args.tls_cert)
@@ -147,7 +152,7 @@ def _run_client(args: argparse.Namespace) -> int:
         raw = read_pem(args.token_file)
         token = raw.decode().strip() if raw else None
     tls = None
-    if args.root_cert or args.cert or args.key:
+    if args.tls or args.root_cert or args.cert or args.key:
         tls = transport.ClientTLS(root_ca=read_pem(args.root_cert),
                                   private_key=read_pem(args.key),
                                   certificate_chain=read_pem(args.cert),

@@ -32,6 +32,7 @@ from transport._store import Store
 __all__ = ["Coordinator", "CoordinatorConfig", "Peer"]
 
 log = logging.getLogger("blindsum.coordinator")
+MAX_CLIENT_ID = 1 << 31
 
 
 class Peer(Protocol):
@@ -62,7 +63,7 @@ class CoordinatorConfig:
     stage_deadline: float = 30.0
     wait_for_clients: float = 30.0
     retry_pause: float = 1.0
-    max_message_bytes: int = 1 << 31
+    max_message_bytes: int = 1 << 30
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -129,6 +130,9 @@ class Coordinator:
 
     def admit(self, client_id: int, token: str | None, peer: Peer, version: int) -> None:
         """Register a new link, or raise :class:`Rejected` naming why not."""
+        if not 0 <= client_id < MAX_CLIENT_ID:
+            raise Rejected(Code.INVALID_ARGUMENT,
+                           f"client id {client_id} is out of range 0..{MAX_CLIENT_ID - 1}")
         if version != PROTOCOL_VERSION:
             raise Rejected(Code.FAILED_PRECONDITION,
                            f"client {client_id} speaks protocol {version}, "
@@ -195,7 +199,7 @@ class Coordinator:
             raise Rejected(Code.FAILED_PRECONDITION,
                            f"client {cid} is not part of round {r.round_id}")
         if msg.kind is Kind.ABORT:
-            self._lose(cid, f"aborted: {msg.detail[:200]}")
+            self._lose(cid, f"aborted: {msg.detail[:200]!r}")
             return
         if msg.kind is Kind.READY:
             if cid not in r.awaiting_ready:
@@ -279,6 +283,8 @@ class Coordinator:
         r = RoundState(round_id=self._next_round_id, server_round=server_round,
                        sampled=frozenset(sampled))
         self._round = r
+        if self._store is not None:  # a restart never reuses this round id
+            self._store.reserve_round_id(r.round_id, self.parameters)
         start = time.monotonic()
         log.info("round %d (id %d): sampled %s", server_round, r.round_id, list(sampled))
         self._notify(RoundEvent(kind="round_started", server_round=server_round, clients=sampled))

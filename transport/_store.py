@@ -95,6 +95,19 @@ class Store:
                 (record.round_id, record.server_round, record.status, text),
             )
 
+    def reserve_round_id(self, round_id: int, parameters: Parameters) -> None:
+        """Record that ``round_id`` is in use before the round starts.
+
+        ``parameters`` are stored only when there is no checkpoint yet.
+        """
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO model (id, completed_rounds, next_round_id, parameters) "
+                "VALUES (1, 0, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "next_round_id = MAX(next_round_id, excluded.next_round_id)",
+                (round_id + 1, encode_parameters(parameters)),
+            )
+
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
 

@@ -108,6 +108,20 @@ class TransportContract:
         assert "client 7 sent a wrong token" in errors[0].message
         assert "client id 9 is not registered" in errors[1].message
 
+    def test_client_id_out_of_range_is_refused(self) -> None:
+        async def attempt() -> ConnectionLost:
+            harness = self.harness()
+            await harness.start(make_coordinator())
+            try:
+                with pytest.raises(ConnectionLost) as info:
+                    await harness.connector(2**31)()
+                return info.value
+            finally:
+                await harness.stop()
+
+        err = asyncio.run(attempt())
+        assert err.code is Code.INVALID_ARGUMENT and "client id 2147483648" in err.message
+
     def test_second_connection_of_a_client_is_refused(self) -> None:
         async def twin() -> ConnectionLost:
             await asyncio.sleep(0.2)

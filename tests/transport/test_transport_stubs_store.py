@@ -69,6 +69,18 @@ def test_store_keeps_model_counters_and_log(tmp_path: Path) -> None:
     assert n == 1
 
 
+def test_reserved_round_ids_survive_a_crash(tmp_path: Path) -> None:
+    store = transport.Store(tmp_path)
+    store.reserve_round_id(1, [np.zeros(2)])  # round 1 starts, then the process dies
+    cp = transport.Store(tmp_path).load()
+    assert cp is not None and cp.completed_rounds == 0 and cp.next_round_id == 2
+    np.testing.assert_array_equal(cp.parameters[0], np.zeros(2))
+    store.reserve_round_id(2, [np.ones(2)])  # an existing checkpoint keeps its model
+    cp = transport.Store(tmp_path).load()
+    assert cp is not None and cp.next_round_id == 3
+    np.testing.assert_array_equal(cp.parameters[0], np.zeros(2))
+
+
 def test_restarted_coordinator_resumes_after_the_last_completed_round(tmp_path: Path) -> None:
     def federation(rounds: int) -> transport.Coordinator:
         coord = transport.Coordinator(
