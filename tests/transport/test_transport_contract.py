@@ -122,6 +122,15 @@ class TransportContract:
         err = asyncio.run(attempt())
         assert err.code is Code.INVALID_ARGUMENT and "client id 2147483648" in err.message
 
+    def test_client_refuses_a_backend_it_does_not_accept(self) -> None:
+        coord = make_coordinator(clients_per_round=2)
+        runtimes = {0: kit.runtime(0), 1: kit.runtime(1),
+                    2: kit.runtime(2, accept_backends=("secagg+",))}
+        summary, clients, _ = self.run(coord, runtimes)
+        assert summary.rounds_completed == 1 and 2 not in summary.log[-1].sampled
+        assert isinstance(clients[2], ConnectionLost)
+        assert clients[2].code is Code.PERMISSION_DENIED and "'plain'" in clients[2].message
+
     def test_second_connection_of_a_client_is_refused(self) -> None:
         async def twin() -> ConnectionLost:
             await asyncio.sleep(0.2)
