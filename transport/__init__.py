@@ -10,7 +10,14 @@ from transport._auth import TokenTable, new_token
 from transport._backends import available_backends, resolve_backend
 from transport._client import Backoff, ClientLink, ClientRuntime, ClientSummary, Connector, FitFn
 from transport._coordinator import Coordinator, CoordinatorConfig, Peer
-from transport._errors import Code, ConfigError, ConnectionLost, Rejected, TransportError
+from transport._errors import (
+    Code,
+    ConfigError,
+    ConnectionLost,
+    Rejected,
+    RoundsFailed,
+    TransportError,
+)
 from transport._grpc_client import ClientTLS, GrpcConnector
 from transport._grpc_server import GrpcServer, ServerTLS, is_loopback
 from transport._inproc import InProcessTransport
@@ -36,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ConnectionLost",
     "Rejected",
+    "RoundsFailed",
     "TransportError",
     "ClientTLS",
     "GrpcConnector",

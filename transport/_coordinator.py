@@ -23,7 +23,7 @@ import numpy as np
 
 from secagg import Backend, Parameters, Strategy, flatten
 from transport._auth import TokenTable
-from transport._errors import Code, ConfigError, Rejected
+from transport._errors import Code, ConfigError, Rejected, RoundsFailed
 from transport._messages import PROTOCOL_VERSION, Kind, Message, encode_parameters
 from transport._records import RoundEvent, RoundRecord, RunSummary
 from transport._round import RoundDriver, RoundFailed, RoundState
@@ -63,6 +63,7 @@ class CoordinatorConfig:
     stage_deadline: float = 30.0
     wait_for_clients: float = 30.0
     retry_pause: float = 1.0
+    max_failed_rounds: int = 20
     max_message_bytes: int = 1 << 30
     seed: int | None = None
 
@@ -81,6 +82,8 @@ class CoordinatorConfig:
         for name in ("fit_deadline", "stage_deadline", "wait_for_clients", "retry_pause"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
+        if self.max_failed_rounds < 1:
+            raise ConfigError(f"max_failed_rounds must be >= 1, got {self.max_failed_rounds}")
         if self.max_message_bytes < 1024:
             raise ConfigError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
 
@@ -237,12 +240,22 @@ class Coordinator:
     # -- the round loop ------------------------------------------------------------
 
     async def run(self) -> RunSummary:
-        """Run the remaining rounds; checkpoint after each; return the summary."""
+        """Run the remaining rounds; checkpoint after each; return the summary.
+
+        Raises:
+            RoundsFailed: ``max_failed_rounds`` rounds in a row failed (for example a
+                backend configuration that cannot work with the clients available).
+        """
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blindsum-session") as pool:
+            failures = 0
             while self.completed_rounds < self.config.rounds:
                 sampled = await self._sample()
                 record = await self._run_round(sampled, pool)
                 self._finish_round(record)
+                failures = 0 if record.completed else failures + 1
+                if failures >= self.config.max_failed_rounds:
+                    raise RoundsFailed(f"{failures} rounds failed in a row; the last: "
+                                       f"{record.detail}")
                 if not record.completed:
                     await asyncio.sleep(self.config.retry_pause)
         self._finished = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Code", "TransportError", "Rejected", "ConnectionLost", "ConfigError"]
+__all__ = ["Code", "TransportError", "Rejected", "ConnectionLost", "ConfigError", "RoundsFailed"]
 
 
 class Code(enum.Enum):
@@ -39,6 +39,10 @@ class TransportError(Exception):
 
 class ConfigError(TransportError, ValueError):
     """A coordinator or client setting can never work; the message names it."""
+
+
+class RoundsFailed(TransportError, RuntimeError):
+    """The coordinator gave up: too many rounds in a row failed."""
 
 
 class Rejected(TransportError):

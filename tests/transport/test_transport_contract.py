@@ -131,6 +131,15 @@ class TransportContract:
         assert isinstance(clients[2], ConnectionLost)
         assert clients[2].code is Code.PERMISSION_DENIED and "'plain'" in clients[2].message
 
+    def test_backend_that_cannot_work_stops_after_max_failed_rounds(self) -> None:
+        backend = secagg.SecAggPlusBackend(threshold=5)  # 2 clients have 1 neighbour
+        coord = transport.Coordinator(
+            strategy=kit.TinyAvg(), parameters=kit.initial_parameters(), backend=backend,
+            config=kit.config(clients_per_round=2, max_failed_rounds=2))
+        with pytest.raises(transport.RoundsFailed, match="threshold 5 exceeds"):
+            self.run(coord, {c: kit.runtime(c) for c in (0, 1)})
+        assert [r.status for r in coord.log] == ["failed", "failed"]
+
     def test_second_connection_of_a_client_is_refused(self) -> None:
         async def twin() -> ConnectionLost:
             await asyncio.sleep(0.2)
