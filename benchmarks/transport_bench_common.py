@@ -28,6 +28,11 @@ def rss_mib() -> float:
     return float("nan")
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -72,7 +77,7 @@ async def coordinator_role(args: Any) -> dict[str, Any]:
     summary = await coord.run()
     await server.stop(grace=5)
     return {"records": [r.to_json() for r in summary.log], "rss_mib": rss,
-            "peak_rss_mib": peak_rss_mib()}
+            "peak_rss_mib": peak_rss_mib(), "cpu_seconds": cpu_seconds()}
 
 
 def _fit(parameters: secagg.Parameters, config: secagg.Config
@@ -92,7 +97,8 @@ async def clients_role(args: Any) -> dict[str, Any]:
     results = await asyncio.gather(*(rt.run() for rt in runtimes), return_exceptions=True)
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
     return {"seconds": time.perf_counter() - start, "failures": failures[:5],
-            "n_failures": len(failures), "peak_rss_mib": peak_rss_mib()}
+            "n_failures": len(failures), "peak_rss_mib": peak_rss_mib(),
+            "cpu_seconds": cpu_seconds()}
 
 
 def spawn(script: str, role: str, *extra: str) -> subprocess.Popen[str]:

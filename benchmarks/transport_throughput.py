@@ -121,6 +121,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_best": min(round_times) / min(raw_times),
         "raw_gbytes_per_s": total / min(raw_times) / 1e9,
         "coordinator_peak_rss_mib": coord["peak_rss_mib"],
+        "coordinator_cpu_seconds": coord["cpu_seconds"],
+        "clients_cpu_seconds": clients["cpu_seconds"],
         "client_failures": clients["n_failures"],
     }
     print(f"{args.clients} clients x {args.dim} float32, {total / 1e9:.2f} GB per round "
@@ -128,7 +130,9 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     print(f"raw gRPC streaming: {', '.join(f'{t:.2f}' for t in raw_times)} s")
     print(f"blindsum round:     {', '.join(f'{t:.2f}' for t in round_times)} s "
           f"(best ratio {result['ratio_best']:.2f}x)")
-    print(f"coordinator peak RSS {coord['peak_rss_mib']:.0f} MiB")
+    print(f"coordinator peak RSS {coord['peak_rss_mib']:.0f} MiB; CPU seconds over "
+          f"{args.rounds} rounds: coordinator {coord['cpu_seconds']:.1f}, "
+          f"clients process {clients['cpu_seconds']:.1f}")
     return result
 
 

@@ -11,13 +11,13 @@ from google.protobuf.message import DecodeError
 
 from transport._client import ClientLink
 from transport._errors import Code, ConnectionLost, Rejected
-from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, to_frames
+from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames
 from transport._generated import blindsum_pb2 as pb
-from transport._generated import blindsum_pb2_grpc as pb_grpc
 from transport._messages import PROTOCOL_VERSION, SERVER_KINDS, Message
 
 __all__ = ["ClientTLS", "GrpcConnector", "CLIENT_OPTIONS"]
 
+METHOD = "/blindsum.v1.Coordinator/Join"
 CLIENT_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
     ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),
@@ -65,11 +65,14 @@ class GrpcConnector:
         """Connect and say Hello; raises :class:`ConnectionLost` with the refusal."""
         channel = self._channel()
         metadata = (("authorization", f"Bearer {self._token}"),) if self._token else ()
-        call = pb_grpc.CoordinatorStub(channel).Join(metadata=metadata)
+        # Requests go out pre-serialised (serialize_frames), answers are parsed here.
+        join = channel.stream_stream(METHOD, request_serializer=None,
+                                     response_deserializer=pb.ServerFrame.FromString)
+        call = join(metadata=metadata)
         link = _GrpcLink(channel, call, self.client_id, self._max)
         try:
-            await call.write(pb.ClientFrame(hello=pb.Hello(client_id=self.client_id,
-                                                           version=PROTOCOL_VERSION)))
+            await call.write(pb.ClientFrame(hello=pb.Hello(
+                client_id=self.client_id, version=PROTOCOL_VERSION)).SerializeToString())
             first = await asyncio.wait_for(call.read(), self._timeout)
         except grpc.aio.AioRpcError as exc:
             await link.close()
@@ -100,8 +103,8 @@ class _GrpcLink:
     async def send(self, message: Message) -> None:
         async with self._lock:
             try:
-                for frame in to_frames(message):
-                    await self._call.write(pb.ClientFrame(frame=frame))
+                for data in serialize_frames(message):
+                    await self._call.write(data)
             except grpc.aio.AioRpcError as exc:
                 raise _lost(exc) from None
             except asyncio.InvalidStateError:

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from transport._coordinator import Coordinator
 from transport._errors import Code, ConfigError, Rejected
-from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, to_frames
+from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames
 from transport._generated import blindsum_pb2 as pb
 from transport._messages import CLIENT_KINDS, PROTOCOL_VERSION, Kind, Message
 
@@ -28,7 +28,7 @@ __all__ = ["GrpcServer", "ServerTLS", "is_loopback", "SERVICE", "METHOD"]
 
 log = logging.getLogger("blindsum.coordinator")
 SERVICE = "blindsum.v1.Coordinator"
-METHOD = f"/{SERVICE}/Join"
+METHOD = f"/{SERVICE}/Join"  # the path the generated CoordinatorStub uses
 HELLO_TIMEOUT = 10.0
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
@@ -99,7 +99,7 @@ class _FrameCache:
         for msg, frames in self._items:
             if msg is message:
                 return frames
-        out = [pb.ServerFrame(frame=f).SerializeToString() for f in to_frames(message)]
+        out = serialize_frames(message)
         if message.kind is Kind.FIT:
             self._items = [*self._items[-(self._size - 1):], (message, out)]
         return out

@@ -149,3 +149,42 @@ def test_tls_handshake_failures_refuse_the_client(pki: kit.Pki, mutual: bool,
 
     err = asyncio.run(attempt())
     assert err.code is transport.Code.UNAVAILABLE
+
+
+@pytest.mark.parametrize("size", [0, 1, 1 << 20, (1 << 20) + 1, 3 << 20])
+def test_hand_serialised_frames_parse_as_protobuf(size: int) -> None:
+    from transport._frames import Reassembler, serialize_frames, to_frames
+    from transport._messages import SERVER_KINDS
+
+    msg = transport.Message(kind=transport.Kind.FIT, round_id=7, payload=b"\x07" * size,
+                            config={"a": 1, "b": "s", "c": 1.5, "d": True}, detail="d",
+                            stage="st")
+    raw = serialize_frames(msg)
+    assert len(raw) == max(1, -(-size // (1 << 20)))
+    for build in (raw, [pb.ServerFrame(frame=f).SerializeToString() for f in to_frames(msg)]):
+        assembler = Reassembler(who="x", allowed=SERVER_KINDS, max_bytes=1 << 30)
+        got = [assembler.feed(pb.ServerFrame.FromString(b).frame) for b in build]
+        assert got[-1] == msg and all(g is None for g in got[:-1])
+
+
+def test_generated_stub_speaks_to_the_server() -> None:
+    from transport._generated import blindsum_pb2_grpc as pb_grpc
+
+    async def hello() -> pb.ServerFrame:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(),
+                                      parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        server = transport.GrpcServer(coord, "127.0.0.1:0")
+        port = await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                call = pb_grpc.CoordinatorStub(channel).Join()
+                await call.write(pb.ClientFrame(hello=pb.Hello(client_id=5, version=1)))
+                first = await call.read()
+                call.cancel()
+                return first
+        finally:
+            await server.stop(0)
+
+    first = asyncio.run(hello())
+    assert first.welcome.client_id == 5 and first.welcome.backend == "plain"
