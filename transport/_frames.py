@@ -8,14 +8,25 @@ status naming the rule and the sender.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+
+from google.protobuf.message import DecodeError
 
 from secagg import Config
 from transport._errors import Code, Rejected
 from transport._generated import blindsum_pb2 as pb
 from transport._messages import Kind, Message
 
-__all__ = ["CHUNK_BYTES", "GRPC_MESSAGE_LIMIT", "to_frames", "serialize_frames", "Reassembler"]
+__all__ = [
+    "CHUNK_BYTES",
+    "GRPC_MESSAGE_LIMIT",
+    "to_frames",
+    "serialize_frames",
+    "split_frame",
+    "FrameView",
+    "Reassembler",
+]
 
 CHUNK_BYTES = 1 << 20
 # gRPC's per-frame limit on both sides: a chunk plus headers, with room for peers
@@ -115,6 +126,67 @@ def serialize_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> lis
     return out
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameView:
+    """A ``Frame`` read without copying its data (see :func:`split_frame`)."""
+
+    header: pb.Header | None
+    data: bytes | memoryview
+    last: bool
+
+
+def _read_varint(mv: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(pos, min(pos + 10, len(mv))):
+        b = mv[i]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i + 1
+        shift += 7
+    raise IndexError("bad varint")
+
+
+def split_frame(raw: bytes) -> FrameView | None:
+    """Read ``{frame (2): Frame}`` wire bytes with the data as a view into ``raw``.
+
+    Only the plain encoding :func:`serialize_frames` writes is taken (each field at
+    most once, ``last`` 0 or 1); anything else returns ``None`` and is left to
+    protobuf's parser, which also produces the errors for malformed input.
+    """
+    mv = memoryview(raw)
+    try:
+        if len(mv) < 2 or mv[0] != 0x12:
+            return None
+        size, pos = _read_varint(mv, 1)
+        if pos + size != len(mv):
+            return None
+        header, data, last, seen = None, memoryview(b""), False, set()
+        while pos < len(mv):
+            tag = mv[pos]
+            if tag in seen:
+                return None
+            seen.add(tag)
+            if tag in (0x0A, 0x12):
+                n, pos = _read_varint(mv, pos + 1)
+                if pos + n > len(mv):
+                    return None
+                if tag == 0x0A:
+                    header = pb.Header.FromString(mv[pos:pos + n])
+                else:
+                    data = mv[pos:pos + n]
+                pos += n
+            elif tag == 0x18:
+                flag, pos = _read_varint(mv, pos + 1)
+                if flag > 1:
+                    return None
+                last = flag == 1
+            else:
+                return None
+        return FrameView(header, data, last)
+    except (IndexError, DecodeError):
+        return None
+
+
 class Reassembler:
     """Turns the frames from one peer back into messages, checking every rule.
 
@@ -126,28 +198,33 @@ class Reassembler:
         self._allowed = allowed
         self._max = max_bytes
         self._header: pb.Header | None = None
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | memoryview] = []
         self._have = 0
 
-    def feed(self, frame: pb.Frame) -> Message | None:
+    def feed(self, frame: pb.Frame | FrameView) -> Message | None:
         """Take one frame; return the message it completes, if any.
 
         Raises:
             Rejected: header missing or repeated, unknown kind, oversize payload,
                 more or fewer bytes than the header declared.
         """
-        if frame.HasField("header"):
+        if isinstance(frame, FrameView):
+            head, data, last = frame.header, frame.data, frame.last
+        else:
+            head = frame.header if frame.HasField("header") else None
+            data, last = frame.data, frame.last
+        if head is not None:
             if self._header is not None:
                 raise self._bad("sent a new header before the previous message's last frame")
-            self._start(frame.header)
+            self._start(head)
         elif self._header is None:
             raise self._bad("sent a frame without a header at the start of a message")
         assert self._header is not None
-        self._have += len(frame.data)
+        self._have += len(data)
         if self._have > self._header.size:
             raise self._bad(f"sent more than the {self._header.size} bytes its header declared")
-        self._parts.append(frame.data)
-        if not frame.last:
+        self._parts.append(data)
+        if not last:
             return None
         header, parts, have = self._header, self._parts, self._have
         self._header, self._parts, self._have = None, [], 0
@@ -160,7 +237,8 @@ class Reassembler:
         return Message(
             kind=Kind(header.kind),
             round_id=header.round_id,
-            payload=parts[0] if len(parts) == 1 else b"".join(parts),
+            payload=parts[0] if len(parts) == 1 and isinstance(parts[0], bytes)
+            else b"".join(parts),
             config=config,
             detail=header.detail,
             stage=header.stage,

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 
 from transport._client import ClientLink
 from transport._errors import Code, ConnectionLost, Rejected
-from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames
+from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames, split_frame
 from transport._generated import blindsum_pb2 as pb
 from transport._messages import PROTOCOL_VERSION, SERVER_KINDS, Message
 
@@ -67,7 +67,7 @@ class GrpcConnector:
         metadata = (("authorization", f"Bearer {self._token}"),) if self._token else ()
         # Requests go out pre-serialised (serialize_frames), answers are parsed here.
         join = channel.stream_stream(METHOD, request_serializer=None,
-                                     response_deserializer=pb.ServerFrame.FromString)
+                                     response_deserializer=None)
         call = join(metadata=metadata)
         link = _GrpcLink(channel, call, self.client_id, self._max)
         try:
@@ -82,6 +82,11 @@ class GrpcConnector:
             raise ConnectionLost(Code.UNAVAILABLE,
                                  f"no Welcome from {self.address} within {self._timeout:g} s"
                                  ) from None
+        if first is not grpc.aio.EOF:
+            try:
+                first = pb.ServerFrame.FromString(first)
+            except DecodeError:
+                first = pb.ServerFrame()
         if first is grpc.aio.EOF or first.WhichOneof("body") != "welcome":
             status = await link.status()
             await link.close()
@@ -119,9 +124,15 @@ class _GrpcLink:
             if item is grpc.aio.EOF:
                 raise await self.status()
             try:
-                if item.WhichOneof("body") != "frame":
-                    raise Rejected(Code.INVALID_ARGUMENT, "the coordinator sent a second Welcome")
-                message = self._assembler.feed(item.frame)
+                view = split_frame(item)
+                if view is None:
+                    frame = pb.ServerFrame.FromString(item)
+                    if frame.WhichOneof("body") != "frame":
+                        raise Rejected(Code.INVALID_ARGUMENT,
+                                       "the coordinator sent a second Welcome")
+                    message = self._assembler.feed(frame.frame)
+                else:
+                    message = self._assembler.feed(view)
             except (Rejected, DecodeError) as exc:
                 self._call.cancel()
                 raise ConnectionLost(Code.INTERNAL, str(exc)) from None

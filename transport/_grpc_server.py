@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 
 from transport._coordinator import Coordinator
 from transport._errors import Code, ConfigError, Rejected
-from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames
+from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames, split_frame
 from transport._generated import blindsum_pb2 as pb
 from transport._messages import CLIENT_KINDS, PROTOCOL_VERSION, Kind, Message
 
@@ -202,12 +202,16 @@ class GrpcServer:
                 if raw is grpc.aio.EOF:
                     peer.close(Code.OK, "the client closed its stream")
                     return
-                frame = _parse(raw, who)
-                if isinstance(frame, Rejected):
-                    raise frame
-                if frame.WhichOneof("body") != "frame":
-                    raise Rejected(Code.INVALID_ARGUMENT, f"{who} sent a second Hello")
-                message = assembler.feed(frame.frame)
+                view = split_frame(raw)
+                if view is None:  # not the plain encoding: let protobuf judge it
+                    frame = _parse(raw, who)
+                    if isinstance(frame, Rejected):
+                        raise frame
+                    if frame.WhichOneof("body") != "frame":
+                        raise Rejected(Code.INVALID_ARGUMENT, f"{who} sent a second Hello")
+                    message = assembler.feed(frame.frame)
+                else:
+                    message = assembler.feed(view)
                 if message is not None:
                     self.coordinator.deliver(cid, peer, message)
         except Rejected as exc:

@@ -153,7 +153,7 @@ def test_tls_handshake_failures_refuse_the_client(pki: kit.Pki, mutual: bool,
 
 @pytest.mark.parametrize("size", [0, 1, 1 << 20, (1 << 20) + 1, 3 << 20])
 def test_hand_serialised_frames_parse_as_protobuf(size: int) -> None:
-    from transport._frames import Reassembler, serialize_frames, to_frames
+    from transport._frames import Reassembler, serialize_frames, split_frame, to_frames
     from transport._messages import SERVER_KINDS
 
     msg = transport.Message(kind=transport.Kind.FIT, round_id=7, payload=b"\x07" * size,
@@ -162,9 +162,24 @@ def test_hand_serialised_frames_parse_as_protobuf(size: int) -> None:
     raw = serialize_frames(msg)
     assert len(raw) == max(1, -(-size // (1 << 20)))
     for build in (raw, [pb.ServerFrame(frame=f).SerializeToString() for f in to_frames(msg)]):
-        assembler = Reassembler(who="x", allowed=SERVER_KINDS, max_bytes=1 << 30)
-        got = [assembler.feed(pb.ServerFrame.FromString(b).frame) for b in build]
-        assert got[-1] == msg and all(g is None for g in got[:-1])
+        for fast in (False, True):
+            assembler = Reassembler(who="x", allowed=SERVER_KINDS, max_bytes=1 << 30)
+            views = [split_frame(b) if fast else pb.ServerFrame.FromString(b).frame
+                     for b in build]
+            assert all(v is not None for v in views)
+            got = [assembler.feed(v) for v in views]  # type: ignore[arg-type]
+            assert got[-1] == msg and all(g is None for g in got[:-1])
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"\x12", b"\x12\x05\x12\x01x", b"\x12\x03\x18\x02\x00", b"\x12\x04\x18\x01\x18\x01",
+    b"\x12\x02\x20\x01", b"\x0a\x00", b"\x12\x03\x12\x05x", b"\x12\x02\x18\x02",
+], ids=["empty", "no-length", "short", "trailing", "repeated", "unknown-field", "hello",
+        "overlong-data", "last-2"])
+def test_fast_frame_reader_leaves_odd_encodings_to_protobuf(raw: bytes) -> None:
+    from transport._frames import split_frame
+
+    assert split_frame(raw) is None
 
 
 def test_generated_stub_speaks_to_the_server() -> None:
