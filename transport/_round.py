@@ -159,7 +159,12 @@ class RoundDriver:
             if not isinstance(what, str) and what.kind is Kind.READY:
                 ready.append(cid)
             elif isinstance(what, str):
+                if cid in ready:
+                    ready.remove(cid)
                 self._record_drop(cid, "fit", what)
+        for cid in sorted(pending & r.gone):  # vanished; their notice is still queued
+            if cid not in self._dropped_ids():
+                self._record_drop(cid, "fit", "vanished")
         leftovers = sorted(pending - r.gone)
         r.awaiting_ready.clear()
         for cid in leftovers:
@@ -196,12 +201,15 @@ class RoundDriver:
         deadline = stage_start = time.monotonic()
         while True:
             out = await self._call(session.next_messages)
-            if out:
+            if out and (index == 0 or str(session.stage) != r.stage):
                 self._close_timing(stage_start)
                 index, stalls = index + 1, 0
                 stage_start = time.monotonic()
                 deadline = stage_start + self._stage_deadline
                 outstanding = await self._send_stage(session, index, out)
+            elif out:  # more requests within the same stage, under the same deadline
+                stalls = 0
+                outstanding |= await self._send_stage(session, index, out, new_stage=False)
             if session.done:
                 self._close_timing(stage_start)
                 return
@@ -230,7 +238,7 @@ class RoundDriver:
             self.stage_seconds[self.r.stage] = time.monotonic() - stage_start
 
     async def _send_stage(
-        self, session: ServerSession, index: int, out: dict[int, object]
+        self, session: ServerSession, index: int, out: dict[int, object], new_stage: bool = True
     ) -> set[int]:
         r = self.r
         r.stage = str(session.stage)
@@ -238,7 +246,8 @@ class RoundDriver:
             self._record_drop(cid, r.stage, "vanished")
             await self._call(session.drop, cid)
         recipients = tuple(sorted(cid for cid in out if cid not in r.gone))
-        self._stage_started(r.stage, index, recipients)
+        if new_stage:
+            self._stage_started(r.stage, index, recipients)
         payloads = await self._call(lambda: {cid: secagg.encode(out[cid]) for cid in recipients})
         sent: set[int] = set()
         for cid in recipients:

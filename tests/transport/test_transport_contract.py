@@ -140,6 +140,33 @@ class TransportContract:
             self.run(coord, {c: kit.runtime(c) for c in (0, 1)})
         assert [r.status for r in coord.log] == ["failed", "failed"]
 
+    def test_requests_sent_in_batches_within_one_stage(self) -> None:
+        strategy = kit.TinyAvg()
+        coord = transport.Coordinator(strategy=strategy, parameters=kit.initial_parameters(),
+                                      backend=kit.TwoBatchPlain(),
+                                      config=kit.config(clients_per_round=4))
+        stages: list[tuple[str, tuple[int, ...]]] = []
+        summary, _, _ = asyncio.run(kit.run_federation(
+            self.harness(), coord, {c: kit.runtime(c) for c in range(4)},
+            on_event=lambda e, _t: stages.append((e.stage, e.clients))
+            if e.kind == "stage_started" else None))
+        assert stages == [("fit", (0, 1, 2, 3)), ("collect", (0, 1))]
+        assert summary.log[-1].contributors == (0, 1, 2, 3)
+        np.testing.assert_allclose(coord.parameters[1], kit.expected_mean([0, 1, 2, 3]))
+
+    def test_a_stalling_backend_fails_the_round(self) -> None:
+        class Stalling:
+            name = "plain"
+
+            def server_session(self, *, client_ids, dim, **_):  # type: ignore[no-untyped-def]
+                return kit.StallingSession(client_ids, dim)
+
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=Stalling(),  # type: ignore[arg-type]
+                                      config=kit.config(clients_per_round=2, max_failed_rounds=1))
+        with pytest.raises(transport.RoundsFailed, match="stalled in stage 'stuck'"):
+            self.run(coord, {c: kit.runtime(c) for c in (0, 1)})
+
     def test_second_connection_of_a_client_is_refused(self) -> None:
         async def twin() -> ConnectionLost:
             await asyncio.sleep(0.2)

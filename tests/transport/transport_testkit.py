@@ -205,3 +205,82 @@ def make_pki() -> Pki:
     return Pki(ca=ca.public_bytes(pem), server_key=_key_pem(skey),
                server_cert=scert.public_bytes(pem), client_key=_key_pem(ckey),
                client_cert=ccert.public_bytes(pem))
+
+
+class StallingSession:
+    """A server session that asks once and then never moves on, whatever happens."""
+
+    stage = "stuck"
+    done = False
+
+    def __init__(self, client_ids: tuple[int, ...], dim: int) -> None:
+        from secagg._plain import PlainRequest
+
+        self._out: dict[int, object] = {c: PlainRequest(round_id=1, dim=dim) for c in client_ids}
+        self.close_calls = 0
+
+    def next_messages(self) -> dict[int, object]:
+        out, self._out = self._out, {}
+        return out
+
+    def receive(self, client_id: int, message: object) -> None:
+        pass
+
+    def drop(self, client_id: int) -> None:
+        pass
+
+    def close_stage(self) -> None:
+        self.close_calls += 1
+
+    def result(self) -> AggregateResult:
+        raise AssertionError("never done")
+
+
+class _Batched:
+    """Asks the first half of the clients, and the rest once the first has answered."""
+
+    stage = "collect"
+
+    def __init__(self, inner: secagg.ServerSession) -> None:
+        self._inner = inner
+        first = inner.next_messages()
+        ids = sorted(first)
+        half = len(ids) // 2
+        self._out = {c: first[c] for c in ids[:half]}
+        self._held = {c: first[c] for c in ids[half:]}
+        self._trigger = ids[0]
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    def next_messages(self) -> dict[int, object]:
+        out, self._out = self._out, {}
+        return out
+
+    def receive(self, client_id: int, message: object) -> None:
+        self._inner.receive(client_id, message)
+        if client_id == self._trigger:
+            self._out.update(self._held)
+            self._held = {}
+
+    def drop(self, client_id: int) -> None:
+        self._inner.drop(client_id)
+
+    def close_stage(self) -> None:
+        self._inner.close_stage()
+
+    def result(self) -> AggregateResult:
+        return self._inner.result()
+
+
+class TwoBatchPlain:
+    """Plain aggregation that sends its requests in two batches within one stage."""
+
+    name = "plain"
+
+    def server_session(self, **kw: object) -> secagg.ServerSession:
+        return _Batched(secagg.PlainBackend().server_session(**kw))  # type: ignore[arg-type]
+
+    def client_session(self, **kw: object) -> secagg.ClientSession:
+        return secagg.PlainBackend().client_session(**kw)  # type: ignore[arg-type]
