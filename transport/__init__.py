@@ -4,6 +4,24 @@ The coordinator drives any :class:`secagg.Backend`'s sans-IO server session over
 links, with per-stage deadlines (stragglers are dropped), over-selection, per-client
 tokens, TLS / mutual TLS, and SQLite checkpoints after every round. The client runtime
 runs the user's ``fit`` and the backend's client session, reconnecting with backoff.
+
+A federation in a few lines (the coordinator and the clients usually live in
+different processes; ``blindsum coordinator`` and ``blindsum client`` do exactly this)::
+
+    coordinator = transport.Coordinator(
+        strategy=my_strategy, parameters=initial, backend=secagg.SecAggPlusBackend(),
+        config=transport.CoordinatorConfig(rounds=3, clients_per_round=8,
+                                           over_selection=0.25, stage_deadline=30),
+        store=transport.Store("state/"))            # resumes after a crash
+    summary = await transport.serve(coordinator, "127.0.0.1:9092")
+
+    runtime = transport.ClientRuntime(
+        client_id=3, fit=my_fit,
+        connector=transport.GrpcConnector("127.0.0.1:9092", client_id=3, token=token))
+    await runtime.run()
+
+For simulations, :class:`InProcessTransport` connects runtimes to a coordinator in
+the same event loop with the same rules and status codes.
 """
 
 from transport._auth import TokenTable, new_token
@@ -23,6 +41,7 @@ from transport._grpc_server import GrpcServer, ServerTLS, is_loopback
 from transport._inproc import InProcessTransport
 from transport._messages import Kind, Message, decode_parameters, encode_parameters
 from transport._records import RoundEvent, RoundRecord, RunSummary
+from transport._run import load_app, run_client, serve
 from transport._store import Store
 
 __all__ = [
@@ -59,4 +78,7 @@ __all__ = [
     "RoundRecord",
     "RunSummary",
     "Store",
+    "load_app",
+    "run_client",
+    "serve",
 ]
