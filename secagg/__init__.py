@@ -6,6 +6,16 @@ machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
+from secagg._ckks import CKKSBackend
+from secagg._ckks_crypto import (
+    CKKSCiphertextError,
+    CKKSKeyMismatch,
+    CKKSKeys,
+    CKKSLengthMismatch,
+    CKKSParams,
+    MalformedCKKSCiphertext,
+    MissingExtraError,
+)
 from secagg._client import SecAggPlusClient
 from secagg._errors import (
     ConfigurationError,
@@ -18,6 +28,13 @@ from secagg._errors import (
     RecoveryError,
     RemoteProtocolError,
     SecAggError,
+)
+from secagg._graph import NeighbourGraph, complete_graph, harary_graph
+from secagg._params import (
+    GraphParameters,
+    ThreatModel,
+    check_complete_graph,
+    find_parameters,
 )
 from secagg._plain import PlainBackend
 from secagg._quantize import Quantizer
@@ -53,6 +70,14 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "CKKSBackend",
+    "CKKSKeys",
+    "CKKSParams",
+    "CKKSCiphertextError",
+    "CKKSKeyMismatch",
+    "CKKSLengthMismatch",
+    "MalformedCKKSCiphertext",
+    "MissingExtraError",
     "Quantizer",
     "SecAggPlusBackend",
     "SecAggPlusClient",
@@ -63,6 +88,13 @@ __all__ = [
     "simulate",
     "ClientStage",
     "ServerStage",
+    "ThreatModel",
+    "GraphParameters",
+    "find_parameters",
+    "check_complete_graph",
+    "NeighbourGraph",
+    "harary_graph",
+    "complete_graph",
     "Config",
     "Parameters",
     "Strategy",

@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import struct
 
 import numpy as np
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -27,7 +29,19 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from secagg._errors import InvalidCiphertext
 
-__all__ = ["KeyPair", "LABELS", "derive", "seal", "open_sealed", "MaskExpander", "SEED_BYTES"]
+__all__ = [
+    "KeyPair",
+    "LABELS",
+    "derive",
+    "seal",
+    "open_sealed",
+    "MaskExpander",
+    "SEED_BYTES",
+    "advertised_payload",
+    "survivors_payload",
+    "sign",
+    "verify_signature",
+]
 
 SEED_BYTES = 32
 KEY_BYTES = 32
@@ -41,7 +55,36 @@ LABELS = {
     "pairwise_mask": b"blindsum/v1/secagg/pairwise-mask-seed",
     "self_mask": b"blindsum/v1/secagg/self-mask-seed",
     "self_mask_commitment": b"blindsum/v1/secagg/self-mask-commitment",
+    "advertise_signature": b"blindsum/v1/secagg/advertised-keys",
+    "consistency_signature": b"blindsum/v1/secagg/survivor-set",
 }
+
+
+def advertised_payload(round_id: int, client_id: int, encryption_key: bytes, mask_key: bytes) -> bytes:
+    """What a client signs when it advertises its two public keys."""
+    return LABELS["advertise_signature"] + _PAIR.pack(round_id, client_id, 0) + encryption_key + mask_key
+
+
+def survivors_payload(round_id: int, survivors: np.ndarray) -> bytes:
+    """What a survivor signs in the consistency check: the round and the sorted survivor set."""
+    digest = hashlib.sha256(np.sort(survivors).astype("<i8").tobytes()).digest()
+    return LABELS["consistency_signature"] + _PAIR.pack(round_id, survivors.size, 0) + digest
+
+
+def verify_signature(public_key: bytes, signature: bytes, payload: bytes) -> bool:
+    """Whether ``signature`` is a valid Ed25519 signature of ``payload`` under ``public_key``.
+
+    Used only where a bad signature is an expected, handled outcome (a peer to exclude).
+    """
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, payload)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def sign(identity: Ed25519PrivateKey, payload: bytes) -> bytes:
+    return identity.sign(payload)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, repr=False)

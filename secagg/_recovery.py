@@ -1,6 +1,6 @@
 """Recovering many Shamir-shared secrets at once, with verification.
 
-Each secret comes with the shares the server received (point -> 64-byte share) and a
+Each secret comes with the shares the server received (sorted points, field elements) and a
 ``check`` that says whether a candidate secret is the right one (a commitment or a
 public key). Secrets whose first ``t`` holders are the same points are reconstructed
 together with one set of Lagrange coefficients. A secret that fails its check is
@@ -26,15 +26,11 @@ SecretKey = tuple[int, str]  # (owner, "self_mask" | "mask_key")
 _RETRIES = 64
 
 
-def _ys(shares: Mapping[int, bytes], points: tuple[int, ...]) -> np.ndarray:
-    raw = b"".join(shares[p] for p in points)
-    return np.frombuffer(raw, dtype="<u4").reshape(len(points), _shamir.LIMBS).astype(np.int64)
+Shares = tuple[np.ndarray, np.ndarray]  # (points sorted ascending, (count, LIMBS) field elements)
 
 
-def _robust(key: SecretKey, shares: Mapping[int, bytes], t: int,
-            check: Callable[[bytes], bool]) -> tuple[bytes, list[int]]:
-    points = np.array(sorted(shares), dtype=np.int64)
-    ys = _ys(shares, tuple(int(p) for p in points))
+def _robust(key: SecretKey, shares: Shares, t: int, check: Callable[[bytes], bool]) -> tuple[bytes, list[int]]:
+    points, ys = shares
     rng = np.random.default_rng(len(points))  # which subsets to try is not secret
     for _ in range(_RETRIES if len(points) > t else 0):
         pick = np.sort(rng.choice(len(points), t, replace=False))
@@ -59,7 +55,7 @@ def _predict(xs: np.ndarray, ys: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def recover_secrets(
-    shares: Mapping[SecretKey, Mapping[int, bytes]],
+    shares: Mapping[SecretKey, Shares],
     *,
     threshold: int,
     check: Callable[[int, str, bytes], bool],
@@ -72,16 +68,17 @@ def recover_secrets(
         RecoveryError: a secret has fewer than ``threshold`` shares, or its shares
             cannot be made to reconstruct a secret that passes ``check``.
     """
-    groups: dict[tuple[int, ...], list[SecretKey]] = defaultdict(list)
-    for key, held in shares.items():
-        if len(held) < threshold:
-            raise RecoveryError("too few shares", {key: (len(held), threshold)})
-        groups[tuple(sorted(held)[:threshold])].append(key)
+    groups: dict[bytes, list[SecretKey]] = defaultdict(list)
+    for key, (points, _) in shares.items():
+        if len(points) < threshold:
+            raise RecoveryError("too few shares", {key: (len(points), threshold)})
+        groups[points[:threshold].tobytes()].append(key)
     secrets: dict[SecretKey, bytes] = {}
     bad: list[tuple[int, SecretKey]] = []
-    for points, keys in groups.items():
-        ys = np.stack([_ys(shares[k], points) for k in keys], axis=1)  # (t, secrets, limbs)
-        limbs = _shamir.reconstruct(np.array(points, dtype=np.int64), ys)
+    for point_bytes, keys in groups.items():
+        points = np.frombuffer(point_bytes, dtype=np.int64)
+        ys = np.stack([shares[k][1][:threshold] for k in keys], axis=1)  # (t, secrets, limbs)
+        limbs = _shamir.reconstruct(points, ys)
         for key, row in zip(keys, limbs, strict=True):
             secret = _shamir.limbs_to_secret(row)
             if secret is not None and check(*key, secret):

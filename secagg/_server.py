@@ -16,14 +16,14 @@ their commitments), so a bad share can never produce a wrong sum silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from secagg import _crypto, _shamir
 from secagg import _messages as m
 from secagg._backend import AggregateResult
-from secagg._client import self_mask_commitment, share_point
+from secagg._client import self_mask_commitment
 from secagg._errors import (
     InvalidShare,
     LocalProtocolError,
@@ -31,26 +31,33 @@ from secagg._errors import (
     RemoteProtocolError,
 )
 from secagg._graph import harary_graph
-from secagg._quantize import Quantizer
+from secagg._quantize import Quantizer, word_dtype
 from secagg._recovery import recover_secrets
-from secagg._stages import SERVER_EXPECTS, SERVER_NEXT, ServerStage
+from secagg._stages import SERVER_EXPECTS, ServerStage, next_server_stage
 
-__all__ = ["SecAggPlusServer", "CIPHERTEXT_BYTES"]
+__all__ = ["SecAggPlusServer"]
 
-CIPHERTEXT_BYTES = _crypto.NONCE_BYTES + 16 + 2 * m.SHARE_BYTES + 16
+_KINDS = ("self_mask", "mask_key")
 
 
 class SecAggPlusServer:
     """The server side of one SecAgg+ round (a :class:`~secagg.ServerSession`)."""
 
-    def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator) -> None:
+    def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator,
+                 identities: Mapping[int, bytes] | None = None) -> None:
         if len(set(client_ids)) != len(client_ids) or any(c < 0 for c in client_ids):
             raise ValueError("client_ids must be distinct non-negative integers")
         if len(client_ids) != config.num_clients:
             raise ValueError(f"config.num_clients is {config.num_clients} but {len(client_ids)} client ids were given")
+        if config.authenticated and identities is None:
+            raise ValueError("an authenticated round needs the clients' identity public keys")
         self.config = config
+        self._identities = dict(identities or {})
+        self._signatures: dict[int, bytes] = {}  # advertised-key signatures, then survivor-set ones
+        # In "words" rounds the clients encode; the modular sum is the result.
         self.quantizer = Quantizer(num_clients=config.num_clients, clip=config.clip, scale=config.scale,
-                                   modulus_bits=config.modulus_bits, max_weight=config.max_weight)
+                                   modulus_bits=config.modulus_bits, max_weight=config.max_weight) \
+            if config.encoding == "quantize" else None
         self._rng = rng
         self._stage = ServerStage.ADVERTISE_KEYS
         self._expected: set[int] = set(client_ids)
@@ -61,24 +68,28 @@ class SecAggPlusServer:
         self.failure: RecoveryError | None = None
         self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
         self._keys: dict[int, m.PeerKeys] = {}
-        self._graph: dict[int, tuple[int, ...]] = {}
+        self._seen_keys: set[bytes] = set()
+        self._graph: dict[int, np.ndarray] = {}
         self._commitments: dict[int, bytes] = {}
-        self._cts: dict[int, dict[int, bytes]] = {}
+        self._cts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # sender -> (receivers, rows)
         self._mask_peers: dict[int, frozenset[int]] = {}
         self._u2: frozenset[int] = frozenset()
         self._u3: frozenset[int] = frozenset()
-        self._sum = np.zeros(config.dim + 1, dtype=self.quantizer.dtype)
-        self._shares: dict[str, dict[int, dict[int, bytes]]] = {"self_mask": {}, "mask_key": {}}
+        self._sum = np.zeros(config.dim + 1, dtype=word_dtype(config.modulus_bits))
+        # per kind: (holder, owners, shares) of every unmask answer
+        self._shares: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {k: [] for k in _KINDS}
         self._handlers: dict[ServerStage, Callable[[int, object], None]] = {
             ServerStage.ADVERTISE_KEYS: self._on_advertise,  # type: ignore[dict-item]
             ServerStage.SHARE_KEYS: self._on_share_keys,  # type: ignore[dict-item]
             ServerStage.MASKED_INPUT: self._on_masked_input,  # type: ignore[dict-item]
+            ServerStage.CONSISTENCY_CHECK: self._on_consistency,  # type: ignore[dict-item]
             ServerStage.UNMASK: self._on_unmask,  # type: ignore[dict-item]
         }
         self._closers: dict[ServerStage, Callable[[], None]] = {
             ServerStage.ADVERTISE_KEYS: self._close_advertise,
             ServerStage.SHARE_KEYS: self._close_share_keys,
             ServerStage.MASKED_INPUT: self._close_masked_input,
+            ServerStage.CONSISTENCY_CHECK: self._close_consistency,
             ServerStage.UNMASK: self._finish,
         }
 
@@ -155,12 +166,18 @@ class SecAggPlusServer:
     def result(self) -> AggregateResult:
         """The dequantised weighted sum of the survivors.
 
+        In ``"words"`` rounds ``weighted_sum`` holds the modular sum of the words as
+        floats (exact below 2^53); decode :meth:`result_words` for anything else.
+
         Raises:
             LocalProtocolError: the round has not finished.
             RecoveryError: the round failed (the same error as :attr:`failure`).
         """
         words = self.result_words()
-        weighted_sum, weight = self.quantizer.dequantize(words)
+        if self.quantizer is None:
+            weighted_sum, weight = words[:-1].astype(np.float64), float(words[-1])
+        else:
+            weighted_sum, weight = self.quantizer.dequantize(words)
         return AggregateResult(weighted_sum=weighted_sum, total_weight=weight,
                                contributors=self.survivors, dropped=tuple(sorted(self.dropped_at)))
 
@@ -190,7 +207,7 @@ class SecAggPlusServer:
             self._outbox = {}
             return
         if self._stage is closing:  # a closer may finish the round early
-            self._stage = SERVER_NEXT[closing]
+            self._stage = next_server_stage(closing, authenticated=self.config.authenticated)
         self._answered = set()
         self._expected = set(self._outbox)
 
@@ -203,19 +220,23 @@ class SecAggPlusServer:
     # -- handlers ----------------------------------------------------------------
 
     def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
-        seen = {k for p in self._keys.values() for k in (p.encryption_key, p.mask_key)}
-        if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & seen:
+        if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & self._seen_keys:
             raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        if self.config.authenticated:
+            identity = self._identities.get(cid)
+            payload = _crypto.advertised_payload(self.config.round_id, cid, msg.encryption_key, msg.mask_key)
+            if identity is None or not _crypto.verify_signature(identity, msg.signature, payload):
+                raise RemoteProtocolError(cid, "advertised keys are not signed by its identity key")
+            self._signatures[cid] = msg.signature
+        self._seen_keys.update((msg.encryption_key, msg.mask_key))
         self._keys[cid] = m.PeerKeys(client_id=cid, encryption_key=msg.encryption_key, mask_key=msg.mask_key)
 
     def _on_share_keys(self, cid: int, msg: m.ShareKeys) -> None:
-        receivers = {r for r, _ in msg.ciphertexts}
-        if receivers != set(self._graph[cid]):
+        if not np.array_equal(np.sort(msg.receivers), self._graph[cid]):
             raise RemoteProtocolError(cid, "share ciphertexts are not addressed to exactly its neighbours")
-        if any(len(ct) != CIPHERTEXT_BYTES for _, ct in msg.ciphertexts):
-            raise RemoteProtocolError(cid, f"share ciphertexts must be {CIPHERTEXT_BYTES} bytes")
         self._commitments[cid] = msg.self_mask_commitment
-        self._cts[cid] = dict(msg.ciphertexts)
+        rows = np.frombuffer(msg.ciphertexts, dtype=np.uint8).reshape(-1, m.CIPHERTEXT_BYTES)
+        self._cts[cid] = (msg.receivers, rows)
 
     def _on_masked_input(self, cid: int, msg: m.MaskedInput) -> None:
         want = (self.config.dim + 1,)
@@ -226,52 +247,69 @@ class SecAggPlusServer:
 
     def _on_unmask(self, cid: int, msg: m.UnmaskShares) -> None:
         peers = self._mask_peers[cid]
-        for kind, pairs, allowed in (("self_mask", msg.self_mask_shares, peers & self._u3),
-                                     ("mask_key", msg.mask_key_shares, peers & (self._u2 - self._u3))):
-            owners = {o for o, _ in pairs}
-            if not owners <= allowed:
+        allowed = {"self_mask": (peers & self._u3) | {cid}, "mask_key": peers & (self._u2 - self._u3)}
+        for kind in _KINDS:
+            owners, shares = getattr(msg, f"{kind}_owners"), getattr(msg, f"{kind}_shares")
+            stray = set(owners.tolist()) - allowed[kind]
+            if stray:
                 raise RemoteProtocolError(cid, f"sent {kind} shares for clients it was not asked about: "
-                                          f"{sorted(owners - allowed)}")
-            for _, share in pairs:
-                if np.any(np.frombuffer(share, dtype="<u4") >= _shamir.PRIME):
-                    raise InvalidShare(cid, f"{kind} share has an element outside the field")
-        for kind, pairs in (("self_mask", msg.self_mask_shares), ("mask_key", msg.mask_key_shares)):
-            for owner, share in pairs:
-                self._shares[kind].setdefault(owner, {})[cid] = share
+                                          f"{sorted(stray)}")
+            if shares.size and shares.max() >= _shamir.PRIME:
+                raise InvalidShare(cid, f"{kind} share has an element outside the field")
+        for kind in _KINDS:
+            self._shares[kind].append((cid, getattr(msg, f"{kind}_owners"), getattr(msg, f"{kind}_shares")))
 
     # -- closers -------------------------------------------------------------------
 
     def _close_advertise(self) -> None:
         u1 = sorted(self._answered - self._gone)
         t = self.config.threshold
-        if len(u1) < t + 1:
-            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t + 1}", {})
+        if len(u1) < t:
+            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t}", {})
         k = min(self.config.neighbours, len(u1) - 1)
         graph = harary_graph(len(u1), k, self._rng)
-        self._graph = {u1[i]: tuple(u1[j] for j in nbrs) for i, nbrs in enumerate(graph)}
-        self._outbox = {
-            u: m.ShareKeysRequest(round_id=self.config.round_id,
-                                  neighbours=tuple(self._keys[v] for v in self._graph[u]))
-            for u in u1
-        }
+        ids = np.array(u1, dtype=np.int64)
+        enc = np.frombuffer(b"".join(self._keys[u].encryption_key for u in u1), np.uint8).reshape(-1, 32)
+        msk = np.frombuffer(b"".join(self._keys[u].mask_key for u in u1), np.uint8).reshape(-1, 32)
+        sig = np.frombuffer(b"".join(self._signatures.get(u, b"") for u in u1), np.uint8).reshape(len(u1), -1)
+        self._outbox = {}
+        for i, u in enumerate(u1):
+            nbrs = np.array(graph[i], dtype=np.int64)
+            self._graph[u] = ids[nbrs]
+            self._outbox[u] = m.ShareKeysRequest(round_id=self.config.round_id, neighbour_ids=ids[nbrs],
+                                                 encryption_keys=enc[nbrs].tobytes(), mask_keys=msk[nbrs].tobytes(),
+                                                 signatures=sig[nbrs].tobytes())
 
     def _close_share_keys(self) -> None:
         u2 = set(self._answered)
         t = self.config.threshold
-        changed = True
-        while changed:  # a client with fewer than t live neighbours cannot be recovered
-            short = {u for u in u2 if len(u2.intersection(self._graph[u])) < t}
+        short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
+        while short:  # with fewer than t - 1 live neighbours a client's self mask is lost
             for u in short:
                 self.dropped_at.setdefault(u, ServerStage.SHARE_KEYS.value)
-            changed = bool(short)
             u2 -= short
+            short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
         self._u2 = frozenset(u2)
-        self._mask_peers = {u: frozenset(u2.intersection(self._graph[u])) for u in u2}
-        self._outbox = {
-            u: m.MaskedInputRequest(round_id=self.config.round_id,
-                                    ciphertexts=tuple((v, self._cts[v][u]) for v in sorted(self._mask_peers[u])))
-            for u in sorted(u2 - self._gone)
-        }
+        self._mask_peers = {u: frozenset(u2.intersection(self._graph[u].tolist())) for u in u2}
+        senders = sorted(u2)
+        if not senders:
+            raise RecoveryError("no client completed the share-keys stage", {})
+        # route every ciphertext between two members of U2 to its receiver, vectorised
+        from_ = np.concatenate([np.full(self._cts[v][0].size, v, dtype=np.int64) for v in senders])
+        to = np.concatenate([self._cts[v][0] for v in senders])
+        rows = np.concatenate([self._cts[v][1] for v in senders])
+        keep = np.isin(to, senders)
+        from_, to, rows = from_[keep], to[keep], rows[keep]
+        order = np.lexsort((from_, to))
+        from_, to, rows = from_[order], to[order], rows[order]
+        bounds = np.searchsorted(to, senders + [np.iinfo(np.int64).max])
+        self._outbox = {}
+        for i, u in enumerate(senders):
+            lo, hi = bounds[i], bounds[i + 1]
+            if u not in self._gone:
+                self._outbox[u] = m.MaskedInputRequest(round_id=self.config.round_id, senders=from_[lo:hi].copy(),
+                                                       ciphertexts=rows[lo:hi].tobytes())
+        self._cts = {}
 
     def _close_masked_input(self) -> None:
         u3 = frozenset(self._answered)
@@ -281,34 +319,78 @@ class SecAggPlusServer:
             self._outbox = {}
             return
         holders = u3 - self._gone
-        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in u3}
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in u3}
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - u3 if self._mask_peers[d] & u3})
         self._fail_if_short(needs, "too few clients remain to recover the masks")
-        self._outbox = {
-            u: m.UnmaskRequest(round_id=self.config.round_id,
-                               survivors=tuple(sorted(self._mask_peers[u] & u3)),
-                               dropped=tuple(sorted(self._mask_peers[u] - u3)))
-            for u in sorted(holders)
-        }
+        if self.config.authenticated:
+            everyone = m.ids(sorted(u3))
+            self._signatures = {}
+            self._outbox = {u: m.ConsistencyRequest(round_id=self.config.round_id, survivors=everyone)
+                            for u in sorted(holders)}
+        else:
+            self._outbox = self._unmask_requests(holders)
+
+    def _unmask_requests(self, holders: frozenset[int]) -> dict[int, object]:
+        u3, signers = self._u3, sorted(self._signatures)
+        out: dict[int, object] = {}
+        for u in sorted(holders):
+            mine = [v for v in signers if v in self._mask_peers[u]]
+            out[u] = m.UnmaskRequest(round_id=self.config.round_id,
+                                     survivors=m.ids(sorted(self._mask_peers[u] & u3)),
+                                     dropped=m.ids(sorted(self._mask_peers[u] - u3)),
+                                     signers=m.ids(mine),
+                                     signatures=b"".join(self._signatures[v] for v in mine))
+        return out
+
+    def _on_consistency(self, cid: int, msg: m.ConsistencySignature) -> None:
+        payload = _crypto.survivors_payload(self.config.round_id, m.ids(sorted(self._u3)))
+        if not _crypto.verify_signature(self._identities[cid], msg.signature, payload):
+            raise RemoteProtocolError(cid, "its signature of the survivor set does not verify")
+        self._signatures[cid] = msg.signature
+
+    def _close_consistency(self) -> None:
+        holders = frozenset(self._answered) - self._gone
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in self._u3}
+        needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
+                      for d in self._u2 - self._u3 if self._mask_peers[d] & self._u3})
+        self._fail_if_short(needs, "too few clients signed the survivor set to recover the masks")
+        self._outbox = self._unmask_requests(holders)
+
+    def _collect(self, kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per owner: the share points (sorted) and the shares received for them."""
+        answers = self._shares[kind]
+        if not answers:
+            return {}
+        holders = np.concatenate([np.full(o.size, h, dtype=np.int64) for h, o, _ in answers])
+        owners = np.concatenate([o for _, o, _ in answers])
+        shares = np.concatenate([s for _, _, s in answers]).astype(np.int64)
+        if not owners.size:
+            return {}
+        order = np.lexsort((holders, owners))
+        holders, owners, shares = holders[order], owners[order], shares[order]
+        uniq, starts = np.unique(owners, return_index=True)
+        ends = np.append(starts[1:], owners.size)
+        points = holders + 1  # a client's share point is its id + 1
+        return {int(o): (points[a:b], shares[a:b]) for o, a, b in zip(uniq, starts, ends, strict=True)}
 
     def _finish(self) -> None:
         u3, cfg = self._u3, self.config
         dropped = sorted(d for d in self._u2 - u3 if self._mask_peers[d] & u3)
+        collected = {kind: self._collect(kind) for kind in _KINDS}
         wanted = [(u, "self_mask") for u in sorted(u3)] + [(d, "mask_key") for d in dropped]
-        needs = {key: len(self._shares[key[1]].get(key[0], {})) for key in wanted}
-        self._fail_if_short(needs, "too few unmask answers to recover the masks")
+        empty = (np.zeros(0, dtype=np.int64), np.zeros((0, m.LIMBS), dtype=np.int64))
+        shares = {key: collected[key[1]].get(key[0], empty) for key in wanted}
+        self._fail_if_short({key: len(pts) for key, (pts, _) in shares.items()},
+                            "too few unmask answers to recover the masks")
 
         def check(owner: int, kind: str, secret: bytes) -> bool:
             if kind == "self_mask":
                 return self_mask_commitment(secret, cfg.round_id, owner) == self._commitments[owner]
             return _crypto.KeyPair.from_private_bytes(secret).public_bytes == self._keys[owner].mask_key
 
-        secrets, bad = recover_secrets(
-            {key: {share_point(h): s for h, s in self._shares[key[1]][key[0]].items()} for key in wanted},
-            threshold=cfg.threshold, check=check)
-        for holder_point, key in bad:
-            owner, kind = key
+        secrets, bad = recover_secrets(shares, threshold=cfg.threshold, check=check)
+        for holder_point, (owner, kind) in bad:
             self.faults.append(InvalidShare(holder_point - 1, f"inconsistent {kind} share of client {owner}"))
         expander = _crypto.MaskExpander(cfg.dim + 1, self._sum.dtype)
         for u in sorted(u3):

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from secagg import _wire
 from secagg._backend import Backend
-from secagg._errors import RemoteProtocolError
+from secagg._errors import RemoteProtocolError, SecAggError
 from secagg._secaggplus import SecAggPlusBackend
 
 __all__ = ["simulate", "SimulationResult", "DROP_STAGES", "dropout_schedule"]
@@ -30,6 +31,7 @@ DROP_STAGES = {
     "advertise": "advertise_keys",
     "share": "share_keys",
     "masked": "masked_input",
+    "consistency": "consistency_check",
     "unmask": "unmask",
 }
 
@@ -94,13 +96,16 @@ def simulate(
     inputs: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     seed: int = 0,
+    authenticated: bool = False,
     progress: Progress | None = None,
 ) -> SimulationResult:
     """Run one round; return the aggregate, its error against the plain sum, timings, bytes.
 
     ``inputs`` is ``(clients, dim)`` (default: uniform in [-1, 1]); ``weights`` are
     per-client (default 1). ``dropouts`` maps a client id to the stage at which it
-    stops answering (short names from :data:`DROP_STAGES` are accepted).
+    stops answering (short names from :data:`DROP_STAGES` are accepted). With
+    ``authenticated`` every client gets an Ed25519 identity key and the SecAgg+
+    backend runs its signed, consistency-checked variant.
 
     Raises:
         RecoveryError: the round could not finish (too many dropouts for the threshold).
@@ -124,14 +129,22 @@ def simulate(
     down = np.zeros(clients)
     start = time.perf_counter()
 
+    identities: dict[int, Ed25519PrivateKey] = {}
+    if authenticated:
+        if not hasattr(backend, "identities"):
+            raise ValueError(f"the {backend.name} backend has no authenticated variant")
+        identities = {cid: Ed25519PrivateKey.generate() for cid in ids}
+        public = {cid: k.public_key().public_bytes_raw() for cid, k in identities.items()}
+        backend = dataclasses.replace(backend, identities=public)  # type: ignore[type-var]
     t0 = time.perf_counter()
     server = backend.server_session(round_id=0, client_ids=ids, dim=dim, rng=rng)
     server_time["setup"] += time.perf_counter() - t0
     sessions = {}
     for cid in ids:
         t0 = time.perf_counter()
+        extra = {"identity": identities[cid]} if identities else {}
         sessions[cid] = backend.client_session(client_id=cid, vector=inputs[cid], weight=w[cid],
-                                               rng=np.random.default_rng([seed, cid]))
+                                               rng=np.random.default_rng([seed, cid]), **extra)
         client_time[cid] += time.perf_counter() - t0
     while not server.done:
         stage = server.stage
@@ -158,8 +171,8 @@ def simulate(
             try:
                 reply = sessions[cid].receive(_wire.decode(data, peer="server"))
                 rdata = _wire.encode(reply) if reply is not None else None
-            except RemoteProtocolError:
-                reply = rdata = None  # the client refused: to the server it simply vanished
+            except SecAggError:
+                reply = rdata = None  # the client refused or failed: to the server it vanished
             elapsed = time.perf_counter() - t0
             client_time[cid] += elapsed
             stage_client_time[stage] += elapsed
@@ -180,9 +193,17 @@ def simulate(
     total = time.perf_counter() - start
 
     contributors = np.array(result.contributors, dtype=np.int64)
-    clip = float(getattr(backend, "clip", np.inf))
-    expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
-        if contributors.size else np.zeros(dim)
+    reference = getattr(backend, "reference_sum", None)
+    if reference is not None:  # a backend that transforms inputs says what it estimates
+        expected = reference(inputs, w, contributors)
+    elif getattr(backend, "encoding", "quantize") == "words":  # clients' own words, summed modulo 2^b
+        total = inputs[contributors].astype(np.uint64).sum(axis=0, dtype=np.uint64)
+        bits = int(getattr(backend, "modulus_bits", 64))
+        expected = (total if bits == 64 else total % np.uint64(1 << bits)).astype(np.float64)
+    else:
+        clip = float(getattr(backend, "clip", np.inf))
+        expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
+            if contributors.size else np.zeros(dim)
     error = float(np.max(np.abs(result.weighted_sum - expected))) if dim else 0.0
     who = contributors if contributors.size else np.arange(clients)
     config = getattr(server, "config", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import secagg
 from secagg._messages import RoundConfig
@@ -12,16 +13,22 @@ from secagg._quantize import Quantizer
 
 
 def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, seed: int = 0,
-               modulus_bits: int = 32, max_weight: int = 1, weights: np.ndarray | None = None):
+               modulus_bits: int = 32, max_weight: int = 1, weights: np.ndarray | None = None,
+               authenticated: bool = False):
     rng = np.random.default_rng(seed)
+    if t is None:  # a strict majority of the k + 1 shares, tolerant of the tests' dropouts
+        t = (n if k == "all" else min(int(k), n - 1) + 1) // 2 + 1
+    ident = {c: Ed25519PrivateKey.generate() for c in range(n)} if authenticated else {}
+    public = {c: key.public_key().public_bytes_raw() for c, key in ident.items()} or None
     backend = secagg.SecAggPlusBackend(neighbours=k, threshold=t, modulus_bits=modulus_bits,
-                                       max_weight=max_weight)
+                                       max_weight=max_weight, identities=public)
     xs = rng.uniform(-1, 1, (n, dim))
     ws = np.ones(n, dtype=int) if weights is None else weights
     server = backend.server_session(round_id=7, client_ids=tuple(range(n)), dim=dim,
                                     rng=np.random.default_rng(seed + 1))
     clients = {c: backend.client_session(client_id=c, vector=xs[c], weight=int(ws[c]),
-                                         rng=np.random.default_rng([seed, c])) for c in range(n)}
+                                         rng=np.random.default_rng([seed, c]), identity=ident.get(c))
+               for c in range(n)}
     return server, clients, xs, ws
 
 

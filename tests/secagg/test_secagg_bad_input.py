@@ -10,6 +10,13 @@ import secagg
 from secagg import _messages as m
 
 
+def _no_shares(owners=(), shares=None):
+    o = m.ids(owners)
+    s = np.zeros((o.size, m.LIMBS), dtype=np.uint32) if shares is None else shares
+    return m.UnmaskShares(round_id=7, self_mask_owners=o, self_mask_shares=s,
+                          mask_key_owners=m.ids(()), mask_key_shares=np.zeros((0, m.LIMBS), dtype=np.uint32))
+
+
 def _answers(server, clients):
     """The replies of every client to the server's current requests."""
     return {cid: clients[cid].receive(msg) for cid, msg in sorted(server.next_messages().items())}
@@ -33,7 +40,7 @@ def test_wrong_message_type_and_round_drop_the_sender_only():
     server, clients, xs, ws = make_round(6, 4, t=3)
     replies = _answers(server, clients)
     with pytest.raises(secagg.RemoteProtocolError) as info:
-        server.receive(1, m.UnmaskShares(round_id=7, self_mask_shares=(), mask_key_shares=()))
+        server.receive(1, _no_shares())
     assert info.value.peer == 1 and "expected AdvertiseKeys" in str(info.value)
     bad_round = dataclasses.replace(replies[2], round_id=8)
     with pytest.raises(secagg.RemoteProtocolError, match="round 8"):
@@ -82,13 +89,16 @@ def test_share_keys_misaddressed_or_wrong_length():
     replies = _answers(server, clients)
     r = replies[0]
     wrong_to = m.ShareKeys(round_id=7, self_mask_commitment=r.self_mask_commitment,
-                           ciphertexts=r.ciphertexts[:-1])
+                           receivers=r.receivers[:-1], ciphertexts=r.ciphertexts[:-m.CIPHERTEXT_BYTES])
     with pytest.raises(secagg.RemoteProtocolError, match="neighbours"):
         server.receive(0, wrong_to)
-    short = m.ShareKeys(round_id=7, self_mask_commitment=replies[1].self_mask_commitment,
-                        ciphertexts=tuple((v, ct[:-1]) for v, ct in replies[1].ciphertexts))
-    with pytest.raises(secagg.RemoteProtocolError, match="bytes"):
-        server.receive(1, short)
+    with pytest.raises(ValueError, match="bytes"):  # a short ciphertext cannot even be a message
+        m.ShareKeys(round_id=7, self_mask_commitment=r.self_mask_commitment,
+                    receivers=r.receivers, ciphertexts=r.ciphertexts[:-1])
+    data = bytearray(secagg.encode(replies[1]))
+    with pytest.raises(secagg.DecodeError) as info:
+        secagg.decode(bytes(data[:-1]), peer=1)
+    assert info.value.peer == 1
 
 
 def test_unmask_shares_for_peers_not_asked_or_outside_field():
@@ -103,15 +113,16 @@ def test_unmask_shares_for_peers_not_asked_or_outside_field():
     replies = _answers(server, clients)
     r0 = replies[0]
     # claim a self-mask share for the dropped client: that would unmask it completely
-    forged = m.UnmaskShares(round_id=7, self_mask_shares=r0.self_mask_shares + ((6, bytes(64)),),
-                            mask_key_shares=r0.mask_key_shares)
+    forged = m.UnmaskShares(round_id=7, self_mask_owners=m.ids(list(r0.self_mask_owners) + [6]),
+                            self_mask_shares=np.vstack([r0.self_mask_shares, np.zeros((1, m.LIMBS), np.uint32)]),
+                            mask_key_owners=r0.mask_key_owners, mask_key_shares=r0.mask_key_shares)
     with pytest.raises(secagg.RemoteProtocolError, match="not asked about") as info:
         server.receive(0, forged)
     assert info.value.peer == 0
-    big = b"\xff" * 64
     r1 = replies[1]
-    forged = m.UnmaskShares(round_id=7, self_mask_shares=((r1.self_mask_shares[0][0], big),) +
-                            r1.self_mask_shares[1:], mask_key_shares=r1.mask_key_shares)
+    big = r1.self_mask_shares.copy()
+    big[0, 3] = 0xFFFFFFFF
+    forged = dataclasses.replace(r1, self_mask_shares=big)
     with pytest.raises(secagg.InvalidShare) as info:
         server.receive(1, forged)
     assert info.value.peer == 1
@@ -126,22 +137,23 @@ def test_inconsistent_share_is_detected_named_and_survived():
     step(server, clients, until="unmask")
     replies = _answers(server, clients)
     r = replies[2]
-    owner, share = r.self_mask_shares[0]
-    bad = bytes([share[0] ^ 1]) + share[1:]
-    replies[2] = m.UnmaskShares(round_id=7, self_mask_shares=((owner, bad),) + r.self_mask_shares[1:],
-                                mask_key_shares=r.mask_key_shares)
+    owner = int(r.self_mask_owners[0])
+    bad = r.self_mask_shares.copy()
+    bad[0, 0] ^= 1
+    replies[2] = dataclasses.replace(r, self_mask_shares=bad)
     for cid in sorted(replies):
         server.receive(cid, replies[cid])
     assert server.stage == "done"
     np.testing.assert_array_equal(server.result_words(), expected_words(server.config, xs, ws, server.survivors, seed=6))
-    # owner 0's first three holders are 1, 2, 3, so the tampered share was used, caught
+    # client 2's first share is its own self-mask share; the holders of owner 2's shares
+    # are 0..7 and the first three, 0, 1, 2, are used: the tampered share was used, caught
     # by the commitment check, and its sender named
-    assert owner == 0
+    assert owner == 2
     assert any(isinstance(f, secagg.InvalidShare) and f.peer == 2 for f in server.faults)
 
 
 def test_messages_after_the_round_are_local_errors():
-    server, clients, *_ = make_round(3, 2, t=1)
+    server, clients, *_ = make_round(3, 2, t=2)
     run(server, clients)
     with pytest.raises(secagg.LocalProtocolError):
         server.receive(0, m.AdvertiseKeys(round_id=7, encryption_key=bytes(32), mask_key=bytes(32)))
@@ -155,7 +167,7 @@ def test_client_refuses_both_shares_of_one_peer():
     server, clients, *_ = make_round(5, 3, t=2)
     step(server, clients, until="unmask")
     req = server.next_messages()[0]
-    evil = m.UnmaskRequest(round_id=7, survivors=req.survivors, dropped=req.survivors[:1])
+    evil = m.UnmaskRequest(round_id=7, survivors=req.survivors, dropped=req.survivors[:1].copy())
     with pytest.raises(secagg.RemoteProtocolError, match="both shares") as info:
         clients[0].receive(evil)
     assert info.value.peer == "server"
@@ -170,7 +182,7 @@ def test_client_answers_unmask_once():
     req = server.next_messages()[1]
     clients[1].receive(req)
     with pytest.raises(secagg.LocalProtocolError):
-        clients[1].receive(dataclasses.replace(req, survivors=(), dropped=req.survivors))
+        clients[1].receive(dataclasses.replace(req, survivors=m.ids(()), dropped=req.survivors.copy()))
 
 
 def test_client_refuses_strangers_self_and_too_few_survivors():
@@ -178,10 +190,10 @@ def test_client_refuses_strangers_self_and_too_few_survivors():
     step(server, clients, until="unmask")
     reqs = server.next_messages()
     cases = [
-        (0, dataclasses.replace(reqs[0], dropped=(0,)), "itself"),
-        (1, dataclasses.replace(reqs[1], survivors=reqs[1].survivors + (42,)), "holds no shares"),
-        (2, dataclasses.replace(reqs[2], survivors=reqs[2].survivors[:1],
-                                dropped=reqs[2].survivors[1:]), "threshold"),
+        (0, dataclasses.replace(reqs[0], dropped=m.ids([0])), "itself"),
+        (1, dataclasses.replace(reqs[1], survivors=m.ids(list(reqs[1].survivors) + [42])), "holds no shares"),
+        (2, dataclasses.replace(reqs[2], survivors=reqs[2].survivors[:1].copy(),
+                                dropped=reqs[2].survivors[1:].copy()), "threshold"),
     ]
     for cid, req, words in cases:
         with pytest.raises(secagg.RemoteProtocolError, match=words):
@@ -192,38 +204,42 @@ def test_client_refuses_wrong_stage_and_round_without_changing_state():
     server, clients, *_ = make_round(4, 3)
     req = server.next_messages()[0]
     with pytest.raises(secagg.RemoteProtocolError, match="expected AdvertiseRequest"):
-        clients[0].receive(m.UnmaskRequest(round_id=7, survivors=(), dropped=()))
+        clients[0].receive(m.UnmaskRequest(round_id=7, survivors=m.ids(()), dropped=m.ids(())))
     assert clients[0].stage is secagg.ClientStage.AWAIT_ADVERTISE
     clients[0].receive(req)
     with pytest.raises(secagg.RemoteProtocolError, match="round"):
-        clients[0].receive(m.ShareKeysRequest(round_id=8, neighbours=()))
+        clients[0].receive(m.ShareKeysRequest(round_id=8, neighbour_ids=m.ids(()), encryption_keys=b"", mask_keys=b""))
     assert clients[0].stage is secagg.ClientStage.AWAIT_SHARE_KEYS
 
 
 def test_client_refuses_bad_neighbour_lists():
-    server, clients, *_ = make_round(5, 3, t=2)
+    server, clients, *_ = make_round(5, 3, t=3)
     adv = server.next_messages()
     keys = {c: clients[c].receive(adv[c]) for c in range(5)}
-    peer = {c: m.PeerKeys(client_id=c, encryption_key=k.encryption_key, mask_key=k.mask_key)
-            for c, k in keys.items()}
+
+    def request(*pairs):  # (claimed id, whose keys)
+        return m.ShareKeysRequest(round_id=7, neighbour_ids=m.ids([c for c, _ in pairs]),
+                                  encryption_keys=b"".join(keys[k].encryption_key for _, k in pairs),
+                                  mask_keys=b"".join(keys[k].mask_key for _, k in pairs))
+
     with pytest.raises(secagg.RemoteProtocolError, match="own neighbour"):
-        clients[0].receive(m.ShareKeysRequest(round_id=7, neighbours=(peer[0], peer[1])))
+        clients[0].receive(request((0, 0), (1, 1)))
     with pytest.raises(secagg.RemoteProtocolError, match="neighbours, need"):
-        clients[1].receive(m.ShareKeysRequest(round_id=7, neighbours=(peer[2],)))
-    twin = m.PeerKeys(client_id=4, encryption_key=peer[3].encryption_key, mask_key=peer[3].mask_key)
+        clients[1].receive(request((2, 2)))
     with pytest.raises(secagg.RemoteProtocolError, match="repeat"):
-        clients[2].receive(m.ShareKeysRequest(round_id=7, neighbours=(peer[3], twin)))
-    with pytest.raises(ValueError, match="twice"):
-        m.ShareKeysRequest(round_id=7, neighbours=(peer[3], peer[3]))
+        clients[2].receive(request((3, 3), (4, 3)))
+    with pytest.raises(ValueError, match="distinct"):
+        request((3, 3), (3, 3))
 
 
 def test_client_refuses_ciphertexts_from_non_neighbours_and_config_it_cannot_meet():
     server, clients, *_ = make_round(6, 3, k=2, t=2)
     step(server, clients, until="masked_input")
     req = server.next_messages()[0]
-    outsider = next(c for c in range(6) if c not in {s for s, _ in req.ciphertexts} | {0})
+    outsider = next(c for c in range(6) if c not in set(req.senders.tolist()) | {0})
     with pytest.raises(secagg.RemoteProtocolError, match="non-neighbours"):
-        clients[0].receive(m.MaskedInputRequest(round_id=7, ciphertexts=req.ciphertexts + ((outsider, b"x" * 172),)))
+        clients[0].receive(m.MaskedInputRequest(round_id=7, senders=m.ids(list(req.senders) + [outsider]),
+                                                ciphertexts=req.ciphertexts + b"x" * m.CIPHERTEXT_BYTES))
     # a config under which quantisation could overflow is refused before anything is sent
     _, fresh, *_ = make_round(6, 3)
     cfg = dataclasses.replace(server.config, scale=server.config.scale * 4)
@@ -236,10 +252,9 @@ def test_tampered_share_ciphertext_is_skipped_not_fatal():
     step(server, clients, until="share_keys")
     replies = _answers(server, clients)
     r = replies[0]
-    (v, ct), *rest = r.ciphertexts
-    flipped = ct[:20] + bytes([ct[20] ^ 1]) + ct[21:]
-    replies[0] = m.ShareKeys(round_id=7, self_mask_commitment=r.self_mask_commitment,
-                             ciphertexts=((v, flipped), *rest))
+    ct = bytearray(r.ciphertexts)
+    ct[20] ^= 1  # inside the first receiver's ciphertext
+    replies[0] = dataclasses.replace(r, ciphertexts=bytes(ct))
     for cid in sorted(replies):
         server.receive(cid, replies[cid])
     run(server, clients)
