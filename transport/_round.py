@@ -199,22 +199,28 @@ class RoundDriver:
         outstanding: set[int] = set()
         index, stalls = 0, 0
         deadline = stage_start = time.monotonic()
+        out: dict[int, object] = {}
         while True:
-            out = await self._call(session.next_messages)
-            if out and (index == 0 or str(session.stage) != r.stage):
-                self._close_timing(stage_start)
-                index, stalls = index + 1, 0
-                stage_start = time.monotonic()
-                deadline = stage_start + self._stage_deadline
-                outstanding = await self._send_stage(session, index, out)
-            elif out:  # more requests within the same stage, under the same deadline
+            out = out or await self._call(session.next_messages)
+            if out:
+                new_stage = index == 0 or str(session.stage) != r.stage
+                if new_stage:
+                    self._close_timing(stage_start)
+                    index, stage_start = index + 1, time.monotonic()
+                if new_stage or not outstanding:  # a fresh wait gets a full deadline
+                    deadline = time.monotonic() + self._stage_deadline
                 stalls = 0
-                outstanding |= await self._send_stage(session, index, out, new_stage=False)
+                outstanding |= await self._send_stage(session, index, out, new_stage=new_stage)
+                out = {}
             if session.done:
                 self._close_timing(stage_start)
                 return
             if not outstanding:
-                # everyone we asked has answered or vanished, yet the stage is open
+                # everyone asked has answered or vanished, yet the stage is open: the
+                # session may have more to send (a drop can trigger that), or must move on
+                out = await self._call(session.next_messages)
+                if out:
+                    continue
                 stalls += 1
                 if stalls > 3:
                     raise RoundFailed(f"the backend session stalled in stage {session.stage!r}")

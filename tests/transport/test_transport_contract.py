@@ -321,6 +321,46 @@ class TransportContract:
             np.testing.assert_allclose(arr, kit.expected_mean(survivors), atol=1e-3)
 
 
+    def test_ckks_round_survives_a_key_holder_vanishing(self) -> None:
+        pytest.importorskip("tenseal")
+        backend = secagg.CKKSBackend.generate(key_holders=(3, 1))
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=backend, config=kit.config(clients_per_round=4))
+        stages: list[tuple[str, tuple[int, ...]]] = []
+
+        def on_event(event: transport.RoundEvent, tasks: dict) -> None:  # type: ignore[type-arg]
+            if event.kind == "stage_started":
+                stages.append((event.stage, event.clients))
+                if event.stage == "decrypt":
+                    tasks[3].cancel()  # the first key holder vanishes before decrypting
+
+        summary, _, _ = asyncio.run(kit.run_federation(
+            self.harness(), coord, {c: kit.runtime(c, backend=backend) for c in range(4)},
+            on_event=on_event))
+        rec = summary.log[-1]
+        assert stages == [("fit", (0, 1, 2, 3)), ("encrypted_input", (0, 1, 2, 3)),
+                          ("decrypt", (3,))]  # key holder 1 is asked within the same stage
+        assert rec.completed and rec.dropped == {"decrypt": (3,)}
+        assert rec.contributors == (0, 1, 2, 3)
+        for arr in coord.parameters:
+            np.testing.assert_allclose(arr, kit.expected_mean([0, 1, 2, 3]), atol=1e-4)
+
+
+    def test_ckks_next_key_holder_gets_a_fresh_deadline(self) -> None:
+        pytest.importorskip("tenseal")
+        backend = secagg.CKKSBackend.generate(key_holders=(3, 1))
+        slow = kit.SlowOnce(backend, cid=3, nth=2, delay=1.2)  # 3 dawdles over decrypting
+        coord = transport.Coordinator(
+            strategy=kit.TinyAvg(), parameters=kit.initial_parameters(), backend=backend,
+            config=kit.config(clients_per_round=4, stage_deadline=0.6))
+        runtimes = {c: kit.runtime(c, backend=slow if c == 3 else backend) for c in range(4)}
+        summary, clients, _ = self.run(coord, runtimes)
+        rec = summary.log[-1]
+        assert rec.completed and rec.dropped == {"decrypt": (3,)}
+        assert "deadline of stage 'decrypt'" in clients[3].last_status
+        assert rec.contributors == (0, 1, 2, 3)
+
+
 class TestInProcess(TransportContract):
     harness = kit.InProcHarness
 

@@ -284,3 +284,37 @@ class TwoBatchPlain:
 
     def client_session(self, **kw: object) -> secagg.ClientSession:
         return secagg.PlainBackend().client_session(**kw)  # type: ignore[arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
+class SlowOnce:
+    """Wraps a backend: client ``cid`` sleeps ``delay`` before its ``nth`` answer (from 1)."""
+
+    inner: secagg.Backend
+    cid: int
+    nth: int
+    delay: float
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def server_session(self, **kw: object) -> secagg.ServerSession:
+        return self.inner.server_session(**kw)  # type: ignore[arg-type]
+
+    def client_session(self, **kw: object) -> secagg.ClientSession:
+        session = self.inner.client_session(**kw)  # type: ignore[arg-type]
+        if kw["client_id"] != self.cid:
+            return session
+        outer = self
+
+        class Slow:
+            count = 0
+
+            def receive(self, message: object) -> object | None:
+                self.count += 1
+                if self.count == outer.nth:
+                    time.sleep(outer.delay)
+                return session.receive(message)
+
+        return Slow()
