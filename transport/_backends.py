@@ -15,6 +15,22 @@ _CLASSES = {"plain": "PlainBackend", "secagg+": "SecAggPlusBackend", "ckks": "CK
 BACKEND_NAMES = tuple(_CLASSES)
 
 
+def load_ckks_keys(path: str) -> object:
+    """Keys written with ``secagg.encode(keys)`` (or ``keys.public()``).
+
+    Raises:
+        ConfigError: unreadable file, or bytes that are not CKKS keys.
+    """
+    try:
+        with open(path, "rb") as fh:
+            keys = secagg.decode(fh.read(), peer=path)
+    except (OSError, secagg.DecodeError) as exc:
+        raise ConfigError(f"cannot load CKKS keys from {path}: {exc}") from None
+    if type(keys).__name__ != "CKKSKeys":
+        raise ConfigError(f"{path} holds {type(keys).__name__}, not CKKSKeys")
+    return keys
+
+
 def available_backends() -> tuple[str, ...]:
     """The names whose backend this installation provides."""
     return tuple(name for name, attr in _CLASSES.items() if hasattr(secagg, attr))
@@ -34,6 +50,9 @@ def resolve_backend(name: str, **options: Any) -> Backend:
     """
     if options.pop("for_client", False) and name == "secagg+":
         options.setdefault("max_weight", 2**62)
+    if name == "ckks" and "keys" not in options:
+        raise ConfigError("backend 'ckks' needs keys (blindsum: --ckks-keys FILE holding "
+                          "secagg.encode(keys) or secagg.encode(keys.public()))")
     try:
         attr = _CLASSES[name]
     except KeyError:

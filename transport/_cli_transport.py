@@ -44,6 +44,9 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--neighbours", default="all",
                    help="secagg+: degree of the neighbour graph, or 'all'")
     p.add_argument("--threshold", type=int, help="secagg+: shares needed to recover a secret")
+    p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
+    p.add_argument("--ckks-key-holders", help="ckks: comma-separated ids of the clients "
+                                              "holding the secret key, in order of preference")
     p.add_argument("--fit-deadline", type=float, default=60.0, help="seconds for local training")
     p.add_argument("--stage-deadline", type=float, default=30.0,
                    help="seconds per protocol stage; stragglers are dropped")
@@ -80,6 +83,8 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server-name", help="expected name in the coordinator's certificate")
     p.add_argument("--accept-backend", action="append", metavar="NAME",
                    help="refuse coordinators aggregating otherwise (repeatable)")
+    p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys) on key holders, "
+                                       "secagg.encode(keys.public()) elsewhere")
     p.add_argument("--give-up-after", type=float, default=300.0,
                    help="seconds of failed reconnects before exiting")
     p.set_defaults(handler=_run_client)
@@ -134,6 +139,15 @@ def _run_coordinator(args: argparse.Namespace) -> int:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    from transport._backends import load_ckks_keys
+
+    if args.backend == "ckks":
+        options: dict[str, object] = {}
+        if args.ckks_keys:
+            options["keys"] = load_ckks_keys(args.ckks_keys)
+        if args.ckks_key_holders:
+            options["key_holders"] = tuple(int(c) for c in args.ckks_key_holders.split(","))
+        return options
     if args.backend != "secagg+":
         return {}
     neighbours = args.neighbours if args.neighbours == "all" else int(args.neighbours)
@@ -157,9 +171,15 @@ def _run_client(args: argparse.Namespace) -> int:
                                   private_key=read_pem(args.key),
                                   certificate_chain=read_pem(args.cert),
                                   server_name=args.server_name)
+    backend = None
+    if args.ckks_keys:
+        from transport._backends import load_ckks_keys
+
+        backend = transport.resolve_backend("ckks", keys=load_ckks_keys(args.ckks_keys))
     try:
         summary = run_client(
             address=args.address, client_id=args.client_id, fit=fit, token=token, tls=tls,
+            backend=backend,
             accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
             backoff=transport.Backoff(give_up_after=args.give_up_after))
     except transport.ConnectionLost as exc:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from secagg import Backend
 from transport._client import Backoff, ClientRuntime, ClientSummary, FitFn
 from transport._coordinator import Coordinator
 from transport._errors import ConfigError
@@ -88,9 +89,9 @@ async def serve(coordinator: Coordinator, address: str, *, tls: ServerTLS | None
 
 def run_client(*, address: str, client_id: int, fit: FitFn, token: str | None = None,
                tls: ClientTLS | None = None, accept_backends: tuple[str, ...] | None = None,
-               backoff: Backoff | None = None) -> ClientSummary:
+               backoff: Backoff | None = None, backend: Backend | None = None) -> ClientSummary:
     """Connect to a coordinator and serve rounds until it says training is over."""
     connector = GrpcConnector(address, client_id=client_id, token=token, tls=tls)
     runtime = ClientRuntime(client_id=client_id, fit=fit, connector=connector,
-                            accept_backends=accept_backends, backoff=backoff)
+                            accept_backends=accept_backends, backoff=backoff, backend=backend)
     return asyncio.run(runtime.run())
