@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import logging
 import random
 import time
@@ -106,6 +107,9 @@ class ClientRuntime:
         self._seed = seed
         self._backend = backend
         self.summary = ClientSummary(client_id=client_id)
+        # The dp package registers its update transforms (clipping, local noise) on
+        # import; a config may name them, so a client must know them.
+        importlib.import_module("dp")
 
     async def run(self) -> ClientSummary:
         """Connect, serve, reconnect; return when the coordinator says ``FINISHED``.
