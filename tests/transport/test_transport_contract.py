@@ -56,6 +56,17 @@ class TransportContract:
         assert all(s.finished and s.rounds_fitted == 2 for s in clients.values())
         assert [a.contributors for a in strategy.aggregates] == [(0, 1, 2, 3)] * 2
 
+    def test_clients_apply_the_update_transforms_the_config_names(self) -> None:
+        secagg.register_update_transform("test.double", _double)
+
+        class Doubling(kit.TinyAvg):
+            def configure_fit(self, server_round, parameters):  # type: ignore[no-untyped-def]
+                return {"blindsum.transforms": "test.double"}
+
+        coord = make_coordinator(Doubling(), clients_per_round=3)
+        self.run(coord, {c: kit.runtime(c) for c in range(3)})
+        np.testing.assert_allclose(coord.parameters[0], 2 * kit.expected_mean([0, 1, 2]))
+
     def test_over_selection_releases_the_slowest(self) -> None:
         coord = make_coordinator(clients_per_round=3, over_selection=1 / 3)
         runtimes = {c: kit.runtime(c, delay=1.0 if c == 3 else 0.0) for c in range(4)}
@@ -359,6 +370,10 @@ class TransportContract:
         assert rec.completed and rec.dropped == {"decrypt": (3,)}
         assert "deadline of stage 'decrypt'" in clients[3].last_status
         assert rec.contributors == (0, 1, 2, 3)
+
+
+def _double(update: np.ndarray, config: object, rng: np.random.Generator) -> np.ndarray:
+    return 2 * update
 
 
 class TestInProcess(TransportContract):
