@@ -58,9 +58,13 @@ async def raw_server(args: Any) -> dict[str, Any]:
                 break
         yield b"done"
 
+    async def stats(request: bytes, context: Any) -> bytes:
+        return json.dumps({"cpu_seconds": common.cpu_seconds()}).encode()
+
     server = grpc.aio.server(options=OPTIONS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "bench.Raw", {"Round": grpc.stream_stream_rpc_method_handler(round_)}),))
+        "bench.Raw", {"Round": grpc.stream_stream_rpc_method_handler(round_),
+                      "Stats": grpc.unary_unary_rpc_method_handler(stats)}),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(json.dumps({"port": port}), flush=True)
@@ -87,14 +91,16 @@ async def raw_clients(args: Any) -> dict[str, Any]:
         await call.done_writing()
         assert await call.read() == b"done"
 
-    times = []
+    times: list[float] = []
     for _ in range(args.rounds):
         start = time.perf_counter()
         await asyncio.gather(*(one(ch) for ch in channels))
         times.append(time.perf_counter() - start)
+    server_cpu = json.loads(await channels[0].unary_unary("/bench.Raw/Stats")(b""))
     for ch in channels:
         await ch.close()
-    return {"seconds": times}
+    return {"seconds": times, "cpu_seconds": common.cpu_seconds(),
+            "server_cpu_seconds": server_cpu["cpu_seconds"]}
 
 
 def drive(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,7 +112,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
                        str(args.rounds), "--down", str(down), "--up", str(up), "--port",
                        str(port))
     try:
-        raw_times = common.last_json(raw, 1800)["seconds"]
+        raw_report = common.last_json(raw, 1800)
+        raw_times = raw_report["seconds"]
     finally:
         server.kill()
         server.wait()
@@ -121,6 +128,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_best": min(round_times) / min(raw_times),
         "raw_gbytes_per_s": total / min(raw_times) / 1e9,
         "coordinator_peak_rss_mib": coord["peak_rss_mib"],
+        "raw_server_cpu_seconds": raw_report["server_cpu_seconds"],
+        "raw_clients_cpu_seconds": raw_report["cpu_seconds"],
         "coordinator_cpu_seconds": coord["cpu_seconds"],
         "clients_cpu_seconds": clients["cpu_seconds"],
         "client_failures": clients["n_failures"],
@@ -131,8 +140,9 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     print(f"blindsum round:     {', '.join(f'{t:.2f}' for t in round_times)} s "
           f"(best ratio {result['ratio_best']:.2f}x)")
     print(f"coordinator peak RSS {coord['peak_rss_mib']:.0f} MiB; CPU seconds over "
-          f"{args.rounds} rounds: coordinator {coord['cpu_seconds']:.1f}, "
-          f"clients process {clients['cpu_seconds']:.1f}")
+          f"{args.rounds} rounds (start-up included): coordinator {coord['cpu_seconds']:.1f} "
+          f"vs raw server {raw_report['server_cpu_seconds']:.1f}, clients process "
+          f"{clients['cpu_seconds']:.1f} vs raw clients {raw_report['cpu_seconds']:.1f}")
     return result
 
 
