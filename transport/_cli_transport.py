@@ -41,9 +41,14 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
                    help="secagg+: updates are clipped to [-clip, clip] per coordinate")
     p.add_argument("--max-weight", type=int, default=1000,
                    help="secagg+: largest client weight (num_examples) accepted")
-    p.add_argument("--neighbours", default="all",
-                   help="secagg+: degree of the neighbour graph, or 'all'")
+    p.add_argument("--neighbours", default=None,
+                   help="secagg+: degree of the neighbour graph (even), or 'all'; by default "
+                        "chosen with the threshold for --dropout and --corrupt")
     p.add_argument("--threshold", type=int, help="secagg+: shares needed to recover a secret")
+    p.add_argument("--dropout", type=float, default=0.1,
+                   help="secagg+: fraction of clients expected to drop in a round")
+    p.add_argument("--corrupt", type=float, default=0.05,
+                   help="secagg+: fraction of clients that may collude with the coordinator")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
     p.add_argument("--ckks-key-holders", help="ckks: comma-separated ids of the clients "
                                               "holding the secret key, in order of preference")
@@ -150,9 +155,11 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
         return options
     if args.backend != "secagg+":
         return {}
-    neighbours = args.neighbours if args.neighbours == "all" else int(args.neighbours)
+    neighbours = args.neighbours
+    if neighbours not in (None, "all"):
+        neighbours = int(neighbours)
     return {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
-            "threshold": args.threshold}
+            "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
 
 
 def _run_client(args: argparse.Namespace) -> int:

@@ -84,11 +84,11 @@ class RunSummary:
     log: tuple[RoundRecord, ...]
 
     def dropped_by_round(self) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
+        """Clients dropped in each server round, over all its attempts."""
+        out: dict[int, set[int]] = {}
         for rec in self.log:
-            if rec.completed:
-                out[rec.server_round] = list(rec.all_dropped)
-        return out
+            out.setdefault(rec.server_round, set()).update(rec.all_dropped)
+        return {r: sorted(ids) for r, ids in sorted(out.items())}
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kill-stage", default=None,
                    help="stage at whose start to kill (default: masked_input for secagg+, "
                         "collect for plain)")
+    p.add_argument("--dropout", type=float, default=0.4,
+                   help="secagg+: dropout rate the neighbour graph and threshold must survive")
     p.add_argument("--stage-deadline", type=float, default=10.0, help="seconds per stage")
     p.add_argument("--fit-deadline", type=float, default=30.0, help="seconds for training")
     p.add_argument("--state-dir", help="keep the SQLite checkpoints here (default: temporary)")
@@ -69,10 +71,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def make_backend(name: str) -> secagg.Backend:
+def make_backend(name: str, dropout: float) -> secagg.Backend:
     if name == "secagg+":
-        # Updates are clipped to [-2, 2] per coordinate; weights are example counts.
-        return transport.resolve_backend("secagg+", clip=2.0, max_weight=200)
+        # Updates are clipped to [-2, 2] per coordinate; weights are example counts; the
+        # neighbour graph and threshold are chosen for the dropout rate we expect.
+        return transport.resolve_backend("secagg+", clip=2.0, max_weight=200, dropout=dropout)
     return transport.resolve_backend(name)
 
 
@@ -119,7 +122,7 @@ async def federate(args: argparse.Namespace, state_dir: str) -> tuple[transport.
         fit_deadline=args.fit_deadline, stage_deadline=args.stage_deadline,
         wait_for_clients=2.0, seed=args.seed)
     coord = transport.Coordinator(strategy=strategy, parameters=params,
-                                  backend=make_backend(args.backend), config=config,
+                                  backend=make_backend(args.backend, args.dropout), config=config,
                                   store=transport.Store(state_dir))
     server = transport.GrpcServer(coord, "127.0.0.1:0")
     port = await server.start()
