@@ -120,3 +120,15 @@ def test_token_file(tmp_path: Path) -> None:
     path.write_text("1 " + "k" * 20 + "\n1 " + "m" * 20 + "\n")
     with pytest.raises(transport.ConfigError, match="appears twice"):
         transport.TokenTable.from_file(path)
+
+
+def test_dropped_by_round_unites_the_attempts_of_a_round() -> None:
+    recs = (
+        transport.RoundRecord(server_round=1, round_id=1, status="completed", sampled=(1, 2)),
+        transport.RoundRecord(server_round=2, round_id=2, status="failed", sampled=(1, 2, 3),
+                              dropped={"masked_input": (3,), "fit": (2,)}),
+        transport.RoundRecord(server_round=2, round_id=3, status="completed", sampled=(1, 4),
+                              dropped={"fit": (4,)}),
+    )
+    summary = transport.RunSummary(backend="plain", rounds_completed=2, log=recs)
+    assert summary.dropped_by_round() == {1: [], 2: [2, 3, 4]}
