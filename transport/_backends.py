@@ -15,22 +15,6 @@ _CLASSES = {"plain": "PlainBackend", "secagg+": "SecAggPlusBackend", "ckks": "CK
 BACKEND_NAMES = tuple(_CLASSES)
 
 
-def load_ckks_keys(path: str) -> object:
-    """Keys written with ``secagg.encode(keys)`` (or ``keys.public()``).
-
-    Raises:
-        ConfigError: unreadable file, or bytes that are not CKKS keys.
-    """
-    try:
-        with open(path, "rb") as fh:
-            keys = secagg.decode(fh.read(), peer=path)
-    except (OSError, secagg.DecodeError) as exc:
-        raise ConfigError(f"cannot load CKKS keys from {path}: {exc}") from None
-    if type(keys).__name__ != "CKKSKeys":
-        raise ConfigError(f"{path} holds {type(keys).__name__}, not CKKSKeys")
-    return keys
-
-
 def available_backends() -> tuple[str, ...]:
     """The names whose backend this installation provides."""
     return tuple(name for name, attr in _CLASSES.items() if hasattr(secagg, attr))

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 
 __all__ = ["register"]
 
@@ -49,6 +50,8 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
                    help="secagg+: fraction of clients expected to drop in a round")
     p.add_argument("--corrupt", type=float, default=0.05,
                    help="secagg+: fraction of clients that may collude with the coordinator")
+    p.add_argument("--identities", help="secagg+: file of '<client_id> <hex Ed25519 public "
+                                        "key>' lines; turns on authenticated rounds")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
     p.add_argument("--ckks-key-holders", help="ckks: comma-separated ids of the clients "
                                               "holding the secret key, in order of preference")
@@ -88,6 +91,10 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--server-name", help="expected name in the coordinator's certificate")
     p.add_argument("--accept-backend", action="append", metavar="NAME",
                    help="refuse coordinators aggregating otherwise (repeatable)")
+    p.add_argument("--identity-key", help="secagg+: this client's Ed25519 private key "
+                                          "(PEM or 32 raw bytes), with --identities")
+    p.add_argument("--identities", help="secagg+: the same '<client_id> <hex public key>' "
+                                        "file the coordinator uses, obtained out of band")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys) on key holders, "
                                        "secagg.encode(keys.public()) elsewhere")
     p.add_argument("--give-up-after", type=float, default=300.0,
@@ -144,7 +151,7 @@ def _run_coordinator(args: argparse.Namespace) -> int:
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
-    from transport._backends import load_ckks_keys
+    from transport._keys import load_ckks_keys
 
     if args.backend == "ckks":
         options: dict[str, object] = {}
@@ -158,8 +165,28 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     neighbours = args.neighbours
     if neighbours not in (None, "all"):
         neighbours = int(neighbours)
-    return {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
-            "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
+    options = {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
+               "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
+    if args.identities:
+        from transport._keys import load_identities
+
+        options["identities"] = load_identities(args.identities)
+    return options
+
+
+def _client_backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    import transport
+    from transport._keys import load_ckks_keys, load_identities, load_identity_key
+
+    if args.ckks_keys:
+        return transport.resolve_backend("ckks", keys=load_ckks_keys(args.ckks_keys)), {}
+    if bool(args.identities) != bool(args.identity_key):
+        raise transport.ConfigError("--identities and --identity-key go together")
+    if args.identities:
+        backend = transport.resolve_backend("secagg+", for_client=True,
+                                            identities=load_identities(args.identities))
+        return backend, {"identity": load_identity_key(args.identity_key)}
+    return None, {}
 
 
 def _run_client(args: argparse.Namespace) -> int:
@@ -178,15 +205,11 @@ def _run_client(args: argparse.Namespace) -> int:
                                   private_key=read_pem(args.key),
                                   certificate_chain=read_pem(args.cert),
                                   server_name=args.server_name)
-    backend = None
-    if args.ckks_keys:
-        from transport._backends import load_ckks_keys
-
-        backend = transport.resolve_backend("ckks", keys=load_ckks_keys(args.ckks_keys))
+    backend, session_options = _client_backend(args)
     try:
         summary = run_client(
             address=args.address, client_id=args.client_id, fit=fit, token=token, tls=tls,
-            backend=backend,
+            backend=backend, session_options=session_options,
             accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
             backoff=transport.Backoff(give_up_after=args.give_up_after))
     except transport.ConnectionLost as exc:

@@ -20,7 +20,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -89,12 +89,15 @@ class ClientRuntime:
     ``backend`` overrides the backend named by the coordinator (for a configured
     instance; its ``name`` must match); ``accept_backends`` refuses coordinators that
     aggregate otherwise (for example ``("secagg+",)`` never sends an update in the clear).
+    ``session_options`` are passed to ``backend.client_session`` (for example
+    ``identity=`` the client's Ed25519 key in authenticated SecAgg+ rounds).
     """
 
     def __init__(
         self, *, client_id: int, fit: FitFn, connector: Connector,
         accept_backends: Sequence[str] | None = None, backoff: Backoff | None = None,
         seed: int | None = None, backend: Backend | None = None,
+        session_options: Mapping[str, Any] | None = None,
     ) -> None:
         if client_id < 0:
             raise ConfigError(f"client_id must be >= 0, got {client_id}")
@@ -106,6 +109,7 @@ class ClientRuntime:
         self._jitter = random.Random(seed)
         self._seed = seed
         self._backend = backend
+        self._session_options = dict(session_options or {})
         self.summary = ClientSummary(client_id=client_id)
         # The dp package registers its update transforms (clipping, local noise) on
         # import; a config may name them, so a client must know them.
@@ -212,8 +216,9 @@ class ClientRuntime:
         rng = np.random.default_rng(None if self._seed is None else [self._seed, msg.round_id])
         update = secagg.flatten(new) - secagg.flatten(old)
         update = secagg.apply_update_transforms(update, msg.config, rng)
-        return backend.client_session(client_id=self.client_id, vector=update,
-                                      weight=float(num_examples), rng=rng)
+        make_session: Callable[..., ClientSession] = backend.client_session
+        return make_session(client_id=self.client_id, vector=update, weight=float(num_examples),
+                            rng=rng, **self._session_options)
 
 
 def _answer(session: ClientSession, payload: bytes) -> bytes | None:

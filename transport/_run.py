@@ -89,9 +89,11 @@ async def serve(coordinator: Coordinator, address: str, *, tls: ServerTLS | None
 
 def run_client(*, address: str, client_id: int, fit: FitFn, token: str | None = None,
                tls: ClientTLS | None = None, accept_backends: tuple[str, ...] | None = None,
-               backoff: Backoff | None = None, backend: Backend | None = None) -> ClientSummary:
+               backoff: Backoff | None = None, backend: Backend | None = None,
+               session_options: dict[str, Any] | None = None) -> ClientSummary:
     """Connect to a coordinator and serve rounds until it says training is over."""
     connector = GrpcConnector(address, client_id=client_id, token=token, tls=tls)
     runtime = ClientRuntime(client_id=client_id, fit=fit, connector=connector,
-                            accept_backends=accept_backends, backoff=backoff, backend=backend)
+                            accept_backends=accept_backends, backoff=backoff, backend=backend,
+                            session_options=session_options)
     return asyncio.run(runtime.run())

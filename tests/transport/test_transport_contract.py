@@ -332,6 +332,32 @@ class TransportContract:
             np.testing.assert_allclose(arr, kit.expected_mean(survivors), atol=1e-3)
 
 
+    @pytest.mark.parametrize("impostor", [False, True], ids=["honest", "impostor"])
+    def test_authenticated_secagg_plus_round(self, impostor: bool) -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        keys = {c: Ed25519PrivateKey.generate() for c in range(5)}
+        raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        identities = {c: k.public_key().public_bytes(*raw) for c, k in keys.items()}
+        backend = secagg.SecAggPlusBackend(clip=10.0, max_weight=10, identities=identities,
+                                           dropout=0.3)
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=backend, config=kit.config(clients_per_round=5))
+        signing = dict(keys)
+        if impostor:
+            signing[2] = Ed25519PrivateKey.generate()  # not the key the others know
+        runtimes = {c: kit.runtime(c, backend=backend, session_options={"identity": signing[c]})
+                    for c in range(5)}
+        summary, _, _ = self.run(coord, runtimes)
+        rec = summary.log[-1]
+        survivors = (0, 1, 3, 4) if impostor else (0, 1, 2, 3, 4)
+        assert rec.completed and rec.contributors == survivors
+        if impostor:
+            assert rec.dropped == {"advertise_keys": (2,)}
+        for arr in coord.parameters:
+            np.testing.assert_allclose(arr, kit.expected_mean(list(survivors)), atol=1e-3)
+
     def test_ckks_round_survives_a_key_holder_vanishing(self) -> None:
         pytest.importorskip("tenseal")
         backend = secagg.CKKSBackend.generate(key_holders=(3, 1))

@@ -132,3 +132,30 @@ def test_dropped_by_round_unites_the_attempts_of_a_round() -> None:
     )
     summary = transport.RunSummary(backend="plain", rounds_completed=2, log=recs)
     assert summary.dropped_by_round() == {1: [], 2: [2, 3, 4]}
+
+
+def test_identity_files_round_trip(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from transport._keys import load_identities, load_identity_key, write_identities
+
+    keys = {3: Ed25519PrivateKey.generate(), 9: Ed25519PrivateKey.generate()}
+    write_identities(tmp_path / "ids.txt", keys)
+    ids = load_identities(tmp_path / "ids.txt")
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert ids == {c: k.public_key().public_bytes(*raw) for c, k in keys.items()}
+    pem = keys[3].private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (tmp_path / "k.pem").write_bytes(pem)
+    (tmp_path / "k.raw").write_bytes(keys[3].private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+        serialization.NoEncryption()))
+    for name in ("k.pem", "k.raw"):
+        assert load_identity_key(tmp_path / name).public_key().public_bytes(*raw) == ids[3]
+    (tmp_path / "bad.txt").write_text("3 abcd\n")
+    with pytest.raises(transport.ConfigError, match="32 bytes"):
+        load_identities(tmp_path / "bad.txt")
+    (tmp_path / "junk").write_bytes(b"x" * 10)
+    with pytest.raises(transport.ConfigError, match="neither a PEM"):
+        load_identity_key(tmp_path / "junk")
