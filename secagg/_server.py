@@ -64,6 +64,7 @@ class SecAggPlusServer:
         self._answered: set[int] = set()
         self._gone: set[int] = set()
         self.dropped_at: dict[int, str] = {}
+        self._closed: set[str] = set()
         self.faults: list[RemoteProtocolError] = []
         self.failure: RecoveryError | None = None
         self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
@@ -127,8 +128,13 @@ class SecAggPlusServer:
                                       "(unknown, dropped earlier, or already answered)")
         if client_id in self._answered:
             raise RemoteProtocolError(client_id, f"answered stage {self.stage} twice")
+        want = SERVER_EXPECTS[self._stage]
+        stale = [stage.value for stage, kind in SERVER_EXPECTS.items()
+                 if kind is not want and isinstance(message, kind) and stage.value in self._closed]
+        if stale:  # a late or repeated answer to a closed stage: refused, nothing changes
+            raise RemoteProtocolError(client_id, f"sent a {type(message).__name__} for the closed stage "
+                                      f"{stale[0]} during stage {self.stage}")
         try:
-            want = SERVER_EXPECTS[self._stage]
             if not isinstance(message, want):
                 raise RemoteProtocolError(client_id, f"sent {type(message).__name__} in stage "
                                           f"{self.stage}, expected {want.__name__}")
@@ -178,8 +184,9 @@ class SecAggPlusServer:
             weighted_sum, weight = words[:-1].astype(np.float64), float(words[-1])
         else:
             weighted_sum, weight = self.quantizer.dequantize(words)
+        left_out = sorted(set(self.dropped_at) - self._u3)  # late dropouts are still in the sum
         return AggregateResult(weighted_sum=weighted_sum, total_weight=weight,
-                               contributors=self.survivors, dropped=tuple(sorted(self.dropped_at)))
+                               contributors=self.survivors, dropped=tuple(left_out))
 
     def result_words(self) -> np.ndarray:
         """The sum of the survivors' quantised words modulo 2^modulus_bits."""
@@ -187,7 +194,7 @@ class SecAggPlusServer:
             raise self.failure
         if self._stage is not ServerStage.DONE:
             raise LocalProtocolError(f"result() in stage {self.stage}; the round is not done")
-        if self.config.modulus_bits % 8 == 0 and self.config.modulus_bits <= 64:
+        if self.config.modulus_bits == 8 * self._sum.dtype.itemsize:
             return self._sum.copy()
         return self._sum & self._sum.dtype.type((1 << self.config.modulus_bits) - 1)
 
@@ -199,6 +206,7 @@ class SecAggPlusServer:
 
     def _advance(self) -> None:
         closing = self._stage
+        self._closed.add(closing.value)
         try:
             self._closers[closing]()
         except RecoveryError as exc:

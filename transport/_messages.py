@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
 import struct
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -71,34 +70,66 @@ class Message:
                 raise TypeError(f"config entry {key!r} must map str to bool/int/float/str")
 
 
+_MAGIC = b"BSP1"
+_DIMS = struct.Struct("<B")
+_SIZE = struct.Struct("<Q")
+_KINDS = "biufc"  # bool, signed, unsigned, float, complex: never objects
+
+
 def encode_parameters(parameters: Sequence[np.ndarray]) -> bytes:
-    """Serialise a list of arrays (``.npy`` records, no pickle)."""
-    buf = io.BytesIO()
-    buf.write(_COUNT.pack(len(parameters)))
-    for arr in parameters:
-        np.lib.format.write_array(buf, np.asarray(arr), allow_pickle=False)
-    return buf.getvalue()
-
-
-def decode_parameters(data: bytes) -> Parameters:
-    """Inverse of :func:`encode_parameters`.
+    """Serialise a list of numeric arrays: ``BSP1``, count, then per array its dtype,
+    shape and raw bytes. (Not ``.npy``: its header is parsed with ``ast``, which is not
+    thread-safe on CPython 3.11, and clients decode in worker threads.)
 
     Raises:
-        ValueError: the bytes are not a list of arrays (truncated, pickled objects, ...).
+        TypeError: an array is not numeric.
     """
-    buf = io.BytesIO(data)
-    head = buf.read(_COUNT.size)
-    if len(head) != _COUNT.size:
-        raise ValueError("parameters are truncated (no array count)")
-    (count,) = _COUNT.unpack(head)
+    out = [_MAGIC, _COUNT.pack(len(parameters))]
+    for i, arr in enumerate(parameters):
+        a = np.ascontiguousarray(arr)
+        if a.dtype.kind not in _KINDS:
+            raise TypeError(f"parameter {i} has dtype {a.dtype}, which is not numeric")
+        dt = a.dtype.str.encode("ascii")
+        out += [_DIMS.pack(len(dt)), dt, _DIMS.pack(a.ndim)]
+        out += [_SIZE.pack(n) for n in a.shape]
+        out.append(a.tobytes())
+    return b"".join(out)
+
+
+def decode_parameters(data: bytes | bytearray | memoryview) -> Parameters:
+    """Inverse of :func:`encode_parameters` (arrays are fresh and writable).
+
+    Raises:
+        ValueError: the bytes are not a list of arrays (bad magic, truncated, a
+            non-numeric dtype, trailing bytes).
+    """
+    view = memoryview(data).cast("B")
+    if bytes(view[:4]) != _MAGIC:
+        raise ValueError("parameters do not start with BSP1")
+    pos = 4
+
+    def take(n: int) -> memoryview:
+        nonlocal pos
+        if n < 0 or pos + n > len(view):
+            raise ValueError(f"parameters are truncated at byte {pos}")
+        pos += n
+        return view[pos - n:pos]
+
+    (count,) = _COUNT.unpack(take(_COUNT.size))
     if count > _MAX_ARRAYS:
         raise ValueError(f"parameters hold {count} arrays, at most {_MAX_ARRAYS} allowed")
     out: Parameters = []
     for i in range(count):
         try:
-            out.append(np.lib.format.read_array(buf, allow_pickle=False))
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"parameter array {i} is malformed: {exc}") from None
-    if buf.tell() != len(data):
-        raise ValueError(f"{len(data) - buf.tell()} trailing bytes after the parameters")
+            dt = np.dtype(bytes(take(_DIMS.unpack(take(1))[0])).decode("ascii"))
+        except (TypeError, UnicodeDecodeError):
+            raise ValueError(f"parameter array {i} has a malformed dtype") from None
+        if dt.kind not in _KINDS:
+            raise ValueError(f"parameter array {i} has dtype {dt}, which is not numeric")
+        (ndim,) = _DIMS.unpack(take(1))
+        shape = tuple(_SIZE.unpack(take(_SIZE.size))[0] for _ in range(ndim))
+        nbytes = dt.itemsize * int(np.prod(shape, dtype=object))
+        out.append(np.frombuffer(take(nbytes), dtype=dt).reshape(shape).copy())
+    if pos != len(view):
+        raise ValueError(f"{len(view) - pos} trailing bytes after the parameters")
     return out

@@ -290,3 +290,23 @@ def test_every_message_type_round_trips_and_rejects_corruption(index):
         assert info.value.peer == 3
     with pytest.raises(secagg.DecodeError):
         secagg.decode(data + b"\x00", peer=3)
+
+
+def test_a_stale_answer_from_a_closed_stage_is_refused_without_dropping():
+    server, clients, xs, ws = make_round(5, 3, seed=8)
+    adverts = _answers(server, clients)
+    for cid in sorted(adverts):
+        server.receive(cid, adverts[cid])
+    assert server.stage == "share_keys"
+    with pytest.raises(secagg.RemoteProtocolError, match="closed stage"):
+        server.receive(2, adverts[2])  # a retransmission of its advertisement
+    run(server, clients)
+    assert 2 in server.survivors
+    np.testing.assert_array_equal(server.result_words(), expected_words(server.config, xs, ws, server.survivors, seed=8))
+
+
+def test_clients_dropping_at_unmask_are_contributors_not_dropped():
+    server, clients, *_ = make_round(8, 3, seed=2)
+    run(server, clients, {3: "unmask", 6: "masked_input"})
+    res = server.result()
+    assert 3 in res.contributors and res.dropped == (6,)

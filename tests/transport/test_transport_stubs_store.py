@@ -35,22 +35,25 @@ def test_regenerated_stubs_are_identical(tmp_path: Path) -> None:
         assert fresh == committed, f"{name} is stale: regenerate it from blindsum.proto"
 
 
-def test_parameters_round_trip_and_reject_pickles() -> None:
-    params = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1.5]), np.zeros(0)]
-    back = decode_parameters(encode_parameters(params))
+def test_parameters_round_trip_and_reject_bad_bytes() -> None:
+    params = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1.5]), np.zeros(0),
+              np.array([[True]]), np.arange(4, dtype=">i4")]
+    data = encode_parameters(params)
+    back = decode_parameters(data)
     assert [a.dtype for a in back] == [a.dtype for a in params]
     for a, b in zip(params, back, strict=True):
         np.testing.assert_array_equal(a, b)
+        assert b.flags.writeable
     with pytest.raises(ValueError, match="trailing"):
-        decode_parameters(encode_parameters(params) + b"x")
-    objs = np.array([{"a": 1}], dtype=object)
-    import io
-
-    buf = io.BytesIO()
-    buf.write((1).to_bytes(4, "little"))
-    np.lib.format.write_array(buf, objs, allow_pickle=True)
-    with pytest.raises(ValueError, match="array 0 is malformed"):
-        decode_parameters(buf.getvalue())
+        decode_parameters(data + b"x")
+    for cut in (1, 5, 30, len(data) - 1):
+        with pytest.raises(ValueError, match="truncated|BSP1"):
+            decode_parameters(data[:cut])
+    with pytest.raises(TypeError, match="not numeric"):
+        encode_parameters([np.array([{"a": 1}], dtype=object)])
+    forged = data.replace(b"<f4", b"|O8", 1)
+    with pytest.raises(ValueError, match="not numeric|malformed"):
+        decode_parameters(forged)
 
 
 def test_store_keeps_model_counters_and_log(tmp_path: Path) -> None:
