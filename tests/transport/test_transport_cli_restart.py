@@ -101,3 +101,42 @@ def test_client_with_unknown_app_names_it() -> None:
     proc = blindsum("client", "--app", f"{APP}:nope", "--id", "1")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "has no attribute 'nope'" in err
+
+
+def test_commands_with_tls_and_tokens(tmp_path: Path) -> None:
+    import transport_testkit as kit
+
+    pki = kit.make_pki()
+    files = {"ca.pem": pki.ca, "server.pem": pki.server_cert, "server.key": pki.server_key}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    tokens = {0: "t0-" + "a" * 20, 1: "t1-" + "b" * 20}
+    (tmp_path / "tokens.txt").write_text("".join(f"{c} {t}\n" for c, t in tokens.items()))
+    for c, t in tokens.items():
+        (tmp_path / f"token{c}").write_text(t + "\n")
+    (tmp_path / "wrong").write_text("nope-" + "c" * 20)
+    port = free_port()
+    coordinator = blindsum(
+        "coordinator", "--app", f"{APP}:server_app", "--address", f"127.0.0.1:{port}",
+        "--rounds", "1", "--clients-per-round", "2", "--json",
+        "--tls-cert", str(tmp_path / "server.pem"), "--tls-key", str(tmp_path / "server.key"),
+        "--tokens", str(tmp_path / "tokens.txt"))
+    common = ("--app", f"{APP}:client_app", "--address", f"127.0.0.1:{port}",
+              "--root-cert", str(tmp_path / "ca.pem"), "--give-up-after", "30")
+    intruder = blindsum("client", *common, "--id", "1", "--token-file", str(tmp_path / "wrong"))
+    clients = [blindsum("client", *common, "--id", str(c), "--token-file",
+                        str(tmp_path / f"token{c}")) for c in tokens]
+    try:
+        out, err = coordinator.communicate(timeout=60)
+        assert coordinator.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1])["rounds_completed"] == 1
+        for c in clients:
+            assert c.wait(timeout=30) == 0
+        _, ierr = intruder.communicate(timeout=30)
+        assert intruder.returncode == 1 and "client 1 sent a wrong token" in ierr
+        assert "t0-" not in err and "t1-" not in err  # no token in the coordinator's log
+    finally:
+        for p in (coordinator, intruder, *clients):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
