@@ -14,6 +14,19 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:
     _coordinator_parser(sub)
     _client_parser(sub)
+    _keys_parser(sub)
+
+
+def _keys_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "keys", help="make key files for the coordinator and clients",
+        description="Write the key files the coordinator and clients read: per-client "
+                    "tokens, SecAgg+ Ed25519 identities, or CKKS keys. Secret files are "
+                    "created readable by their owner only; hand each client its own.")
+    p.add_argument("kind", choices=["tokens", "identities", "ckks"])
+    p.add_argument("--ids", default="0-9", help="client ids, e.g. '0-9' or '1,4,7'")
+    p.add_argument("--out", required=True, help="directory to write into (created)")
+    p.set_defaults(handler=_run_keys)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -100,6 +113,22 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--give-up-after", type=float, default=300.0,
                    help="seconds of failed reconnects before exiting")
     p.set_defaults(handler=_run_client)
+
+
+def _parse_ids(text: str) -> list[int]:
+    ids: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        ids.extend(range(int(lo), int(hi or lo) + 1))
+    return ids
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    from transport._keys import write_key_files
+
+    for path in write_key_files(args.kind, _parse_ids(args.ids), args.out):
+        print(path)
+    return 0
 
 
 def _logging(level: str) -> None:

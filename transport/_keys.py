@@ -16,7 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import secagg
 from transport._errors import ConfigError
 
-__all__ = ["load_identities", "load_identity_key", "load_ckks_keys", "write_identities"]
+__all__ = [
+    "load_identities",
+    "load_identity_key",
+    "load_ckks_keys",
+    "write_identities",
+    "write_key_files",
+]
 
 
 def _read(path: str | Path) -> bytes:
@@ -89,3 +95,56 @@ def load_ckks_keys(path: str | Path) -> object:
     if type(keys).__name__ != "CKKSKeys":
         raise ConfigError(f"{path} holds {type(keys).__name__}, not CKKSKeys")
     return keys
+
+
+def _secret(path: Path, data: bytes) -> Path:
+    path.touch(mode=0o600, exist_ok=False)
+    path.write_bytes(data)
+    return path
+
+
+def write_key_files(kind: str, ids: list[int], out: str | Path) -> list[Path]:
+    """Write key files for ``ids`` into ``out``; return their paths.
+
+    - ``tokens``: ``tokens.txt`` for the coordinator, ``token<id>`` per client;
+    - ``identities``: ``identities.txt`` for everyone, ``identity<id>.pem`` per client;
+    - ``ckks``: ``ckks.public`` for the coordinator and ordinary clients,
+      ``ckks.secret`` for key holders.
+
+    Raises:
+        ConfigError: unknown kind, no ids, or a file that already exists.
+    """
+    from transport._auth import new_token
+
+    if not ids:
+        raise ConfigError("no client ids given")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if kind == "tokens":
+            tokens = {cid: new_token() for cid in ids}
+            table = "".join(f"{cid} {tok}\n" for cid, tok in tokens.items()).encode()
+            return [_secret(folder / "tokens.txt", table)] + [
+                _secret(folder / f"token{cid}", tok.encode() + b"\n")
+                for cid, tok in tokens.items()]
+        if kind == "identities":
+            keys = {cid: Ed25519PrivateKey.generate() for cid in ids}
+            if (folder / "identities.txt").exists():
+                raise FileExistsError(folder / "identities.txt")
+            write_identities(folder / "identities.txt", keys)
+            pem = (serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                   serialization.NoEncryption())
+            return [folder / "identities.txt"] + [
+                _secret(folder / f"identity{cid}.pem", key.private_bytes(*pem))
+                for cid, key in keys.items()]
+        if kind == "ckks":
+            ckks = secagg.CKKSKeys.generate()
+            public = folder / "ckks.public"
+            if public.exists():
+                raise FileExistsError(public)
+            public.write_bytes(secagg.encode(ckks.public()))
+            return [public, _secret(folder / "ckks.secret", secagg.encode(ckks))]
+    except FileExistsError as exc:
+        where = exc.filename or (exc.args[0] if exc.args else "a key file")
+        raise ConfigError(f"{where} already exists; not overwriting keys") from None
+    raise ConfigError(f"kind must be tokens, identities or ckks, got {kind!r}")

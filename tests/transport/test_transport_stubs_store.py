@@ -162,3 +162,22 @@ def test_identity_files_round_trip(tmp_path: Path) -> None:
     (tmp_path / "junk").write_bytes(b"x" * 10)
     with pytest.raises(transport.ConfigError, match="neither a PEM"):
         load_identity_key(tmp_path / "junk")
+
+
+def test_keys_command_writes_files_the_loaders_read(tmp_path: Path) -> None:
+    from transport._keys import load_identities, load_identity_key
+    from transport.cli import main
+
+    assert main(["keys", "identities", "--ids", "0-2,5", "--out", str(tmp_path)]) == 0
+    assert main(["keys", "tokens", "--ids", "0-2,5", "--out", str(tmp_path)]) == 0
+    ids = load_identities(tmp_path / "identities.txt")
+    assert sorted(ids) == [0, 1, 2, 5]
+    key = load_identity_key(tmp_path / "identity5.pem")
+    from cryptography.hazmat.primitives import serialization
+
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert key.public_key().public_bytes(*raw) == ids[5]
+    assert (tmp_path / "identity5.pem").stat().st_mode & 0o077 == 0
+    table = transport.TokenTable.from_file(tmp_path / "tokens.txt")
+    table.check(2, (tmp_path / "token2").read_text().strip())
+    assert main(["keys", "tokens", "--ids", "1", "--out", str(tmp_path)]) == 2  # no overwrite
