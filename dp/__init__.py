@@ -16,6 +16,8 @@ from dp._calibrate import (
     max_rounds,
     round_event,
 )
+from dp._central import CentralAdaptiveClipping, CentralFixedClipping
+from dp._client_wrappers import ClientSideAdaptiveClipping, LocalDifferentialPrivacy
 from dp._clipping import (
     AdaptiveClipConfig,
     AdaptiveClipper,
@@ -76,9 +78,20 @@ from dp._mechanisms import (
 from dp._pld import PldAccountant
 from dp._rdp import DEFAULT_ORDERS, RdpAccountant, rdp_of, rdp_to_delta, rdp_to_epsilon
 
+# The strategy wrappers import the Strategy contract from secagg (allowed for wrappers,
+# not for the core above): they come last so that the core never depends on them.
+from dp._wrappers import ClientSideFixedClipping, PrivacyWrapper
+
 __all__: list[str] = [
     "DPError",
     "DPValueError",
+    "BudgetExceededError",
+    "PrivacyWrapper",
+    "ClientSideFixedClipping",
+    "ClientSideAdaptiveClipping",
+    "LocalDifferentialPrivacy",
+    "CentralFixedClipping",
+    "CentralAdaptiveClipping",
     "secure_generator",
     "gaussian_noise",
     "laplace_noise",

@@ -5,6 +5,15 @@ This package has no networking code at all: clients and servers are sans-IO stat
 machines that turn messages into messages; :mod:`transport` moves the bytes.
 """
 
+from secagg._adapters import (
+    arrays_to_torch_state,
+    get_sklearn_parameters,
+    get_torch_parameters,
+    init_sklearn_linear,
+    set_sklearn_parameters,
+    set_torch_parameters,
+    torch_state_to_arrays,
+)
 from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession, check_vector
 from secagg._ckks import CKKSBackend
 from secagg._ckks_crypto import (
@@ -17,6 +26,7 @@ from secagg._ckks_crypto import (
     MissingExtraError,
 )
 from secagg._client import SecAggPlusClient
+from secagg._collect import CollectingBackend, IndividualAggregate
 from secagg._errors import (
     ConfigurationError,
     CryptoError,
@@ -29,6 +39,8 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
+from secagg._fedloop import FederatedClient, RoundLog, aggregate_inprocess, run_federated
+from secagg._flower import FlowerStrategy
 from secagg._graph import NeighbourGraph, complete_graph, harary_graph
 from secagg._params import (
     GraphParameters,
@@ -42,18 +54,45 @@ from secagg._secaggplus import SecAggPlusBackend
 from secagg._server import SecAggPlusServer
 from secagg._simulate import DROP_STAGES, SimulationResult, dropout_schedule, simulate
 from secagg._stages import ClientStage, ServerStage
+from secagg._strategies import (
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedMedian,
+    FedProx,
+    FedTrimmedAvg,
+    FedYogi,
+)
 from secagg._strategy import (
+    BackendStrategy,
     Config,
+    EvaluateResult,
+    EvaluatingStrategy,
     Parameters,
+    SamplingStrategy,
     Strategy,
     apply_update_transforms,
+    client_weight,
+    evaluation_dim,
+    evaluation_vector,
+    fit_dim,
     flatten,
+    metric_names,
     register_update_transform,
     unflatten,
 )
 from secagg._wire import decode, encode
+from secagg._wrappers import SecureAggregation, StrategyWrapper, innermost
 
 __all__ = [
+    "arrays_to_torch_state",
+    "get_sklearn_parameters",
+    "get_torch_parameters",
+    "init_sklearn_linear",
+    "set_sklearn_parameters",
+    "set_torch_parameters",
+    "torch_state_to_arrays",
     "AggregateResult",
     "Backend",
     "ClientSession",
@@ -70,6 +109,8 @@ __all__ = [
     "RemoteProtocolError",
     "SecAggError",
     "PlainBackend",
+    "CollectingBackend",
+    "IndividualAggregate",
     "CKKSBackend",
     "CKKSKeys",
     "CKKSParams",
@@ -98,10 +139,35 @@ __all__ = [
     "Config",
     "Parameters",
     "Strategy",
+    "SamplingStrategy",
+    "BackendStrategy",
+    "EvaluatingStrategy",
+    "EvaluateResult",
     "apply_update_transforms",
+    "client_weight",
+    "evaluation_dim",
+    "evaluation_vector",
+    "fit_dim",
+    "metric_names",
     "flatten",
     "register_update_transform",
     "unflatten",
+    "FedAvg",
+    "FedAvgM",
+    "FedProx",
+    "FedAdam",
+    "FedYogi",
+    "FedAdagrad",
+    "FedMedian",
+    "FedTrimmedAvg",
+    "StrategyWrapper",
+    "SecureAggregation",
+    "innermost",
+    "FlowerStrategy",
+    "FederatedClient",
+    "RoundLog",
+    "run_federated",
+    "aggregate_inprocess",
     "decode",
     "encode",
 ]
