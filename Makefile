@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/blindsum simulate --clients 100 --dim 100000 --dropout 0.1 --drop-stage masked --seed 1
+	$(BIN)/python examples/quickstart/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
