@@ -155,7 +155,10 @@ def run_federated(
     answering a uniform number of messages in ``[0, max_drop_after]`` (0: it never
     sends its update). A round whose aggregation cannot recover (too many dropouts for
     the threshold) fails: it is logged with its ``failure`` and the model is unchanged.
-    A strategy that raises stops the loop (for example a DP budget).
+    A strategy whose ``configure_fit`` raises an error marked ``stops_training`` (a DP
+    budget that the next round would exceed, :class:`dp.BudgetExceededError`) ends
+    training there: the parameters so far and the logs are returned. Other errors
+    propagate.
 
     Raises:
         ValueError: ``rounds`` < 1 or ``dropout_rate`` outside [0, 1).
@@ -173,7 +176,12 @@ def run_federated(
         sampled = _sample(strategy, ids, rng, fit=True)
         if not sampled:
             raise ValueError(f"round {server_round}: the strategy samples no client of {len(ids)}")
-        config = strategy.configure_fit(server_round, parameters)
+        try:
+            config = strategy.configure_fit(server_round, parameters)
+        except Exception as exc:
+            if getattr(exc, "stops_training", False):  # a DP budget: keep the model, stop
+                break
+            raise
         old = flatten(parameters)
         inputs: dict[int, tuple[np.ndarray, float]] = {}
         for cid in sampled:

@@ -91,9 +91,11 @@ def test_budget_stops_training_before_it_is_exceeded():
     probe = _wrapper()
     budget = (probe.epsilon_after(3) + probe.epsilon_after(4)) / 2
     w = _wrapper(epsilon_budget=budget)
-    with pytest.raises(BudgetExceededError) as info:
-        secagg.run_federated(w, clients, [np.zeros(3)], rounds=10, rng=np.random.default_rng(0))
-    assert w.rounds_accounted == 3
+    params, logs = secagg.run_federated(w, clients, [np.zeros(3)], rounds=10, rng=np.random.default_rng(0))
+    assert len(logs) == 3 and w.rounds_accounted == 3  # stopped there, model kept
+    assert params[0].shape == (3,)
+    with pytest.raises(BudgetExceededError) as info:  # the next round is refused
+        w.configure_fit(4, params)
     assert w.epsilon <= budget < info.value.spent_epsilon
 
 
@@ -168,3 +170,4 @@ def test_pld_accountant_is_tighter_and_matches_dp():
     assert pld.epsilon_after(5) < rdp.epsilon_after(5)
     with pytest.raises(DPValueError, match="accountant"):
         _wrapper(accountant="moments")
+
