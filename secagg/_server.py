@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from secagg import _crypto, _shamir
 from secagg import _messages as m
@@ -70,6 +71,7 @@ class SecAggPlusServer:
         self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
         self._keys: dict[int, m.PeerKeys] = {}
         self._seen_keys: set[bytes] = set()
+        self._probe = _crypto.KeyPair.generate()  # checks advertised keys are usable
         self._graph: dict[int, np.ndarray] = {}
         self._commitments: dict[int, bytes] = {}
         self._cts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # sender -> (receivers, rows)
@@ -230,6 +232,11 @@ class SecAggPlusServer:
     def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
         if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & self._seen_keys:
             raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        for key in (msg.encryption_key, msg.mask_key):
+            try:  # a low-order point would make every key agreement with it fail (or leak)
+                self._probe.exchange(key)
+            except ValueError:
+                raise RemoteProtocolError(cid, "advertised an invalid (low-order) X25519 key") from None
         if self.config.authenticated:
             identity = self._identities.get(cid)
             payload = _crypto.advertised_payload(self.config.round_id, cid, msg.encryption_key, msg.mask_key)
@@ -404,11 +411,14 @@ class SecAggPlusServer:
         for u in sorted(u3):
             expander.subtract(self._sum, _crypto.derive("self_mask", secrets[(u, "self_mask")],
                                                         round_id=cfg.round_id, a=u))
+        parsed: dict[int, X25519PublicKey] = {}  # each survivor's mask key, parsed once
         for d in dropped:
             key_pair = _crypto.KeyPair.from_private_bytes(secrets[(d, "mask_key")])
             for v in sorted(self._mask_peers[d] & u3):
                 lo, hi = sorted((v, d))
-                seed = _crypto.derive("pairwise_mask", key_pair.exchange(self._keys[v].mask_key),
+                if v not in parsed:
+                    parsed[v] = X25519PublicKey.from_public_bytes(self._keys[v].mask_key)
+                seed = _crypto.derive("pairwise_mask", key_pair.exchange(parsed[v]),
                                       round_id=cfg.round_id, a=lo, b=hi)
                 # survivor v added +mask when v < d and -mask otherwise; take it back out
                 (expander.subtract if v < d else expander.add)(self._sum, seed)

@@ -310,3 +310,11 @@ def test_clients_dropping_at_unmask_are_contributors_not_dropped():
     run(server, clients, {3: "unmask", 6: "masked_input"})
     res = server.result()
     assert 3 in res.contributors and res.dropped == (6,)
+
+
+def test_low_order_public_key_is_rejected_at_advertise():
+    server, clients, *_ = make_round(4, 3, t=2)
+    replies = _answers(server, clients)
+    with pytest.raises(secagg.RemoteProtocolError, match="low-order") as info:
+        server.receive(1, dataclasses.replace(replies[1], mask_key=bytes(32)))
+    assert info.value.peer == 1
