@@ -26,7 +26,15 @@ the same event loop with the same rules and status codes.
 
 from transport._auth import TokenTable, new_token
 from transport._backends import available_backends, resolve_backend
-from transport._client import Backoff, ClientLink, ClientRuntime, ClientSummary, Connector, FitFn
+from transport._client import (
+    Backoff,
+    ClientLink,
+    ClientRuntime,
+    ClientSummary,
+    Connector,
+    EvaluateFn,
+    FitFn,
+)
 from transport._coordinator import Coordinator, CoordinatorConfig, Peer
 from transport._errors import (
     Code,
@@ -55,6 +63,7 @@ __all__ = [
     "ClientSummary",
     "Connector",
     "FitFn",
+    "EvaluateFn",
     "Coordinator",
     "CoordinatorConfig",
     "Peer",
