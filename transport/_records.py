@@ -150,7 +150,8 @@ class RunSummary:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RoundEvent:
     """Passed to a coordinator observer: ``round_started``, ``stage_started``,
-    ``round_finished``. ``index`` counts protocol stages from 1 (0 is ``fit``)."""
+    ``round_finished``. ``index`` counts protocol stages from 1 (0 is ``fit``, or
+    ``evaluate`` for the round's federated evaluation, whose stages follow)."""
 
     kind: str
     server_round: int
