@@ -39,7 +39,14 @@ from secagg._errors import (
     RemoteProtocolError,
     SecAggError,
 )
-from secagg._fedloop import FederatedClient, RoundLog, aggregate_inprocess, run_federated
+from secagg._fedloop import (
+    FederatedClient,
+    RoundLog,
+    aggregate_inprocess,
+    backend_for,
+    num_clients_to_sample,
+    run_federated,
+)
 from secagg._flower import FlowerStrategy
 from secagg._graph import NeighbourGraph, complete_graph, harary_graph
 from secagg._params import (
@@ -168,6 +175,8 @@ __all__ = [
     "RoundLog",
     "run_federated",
     "aggregate_inprocess",
+    "backend_for",
+    "num_clients_to_sample",
     "decode",
     "encode",
 ]

@@ -37,7 +37,14 @@ from secagg._strategy import (
 )
 from secagg._wire import decode, encode
 
-__all__ = ["FederatedClient", "RoundLog", "run_federated", "aggregate_inprocess"]
+__all__ = [
+    "FederatedClient",
+    "RoundLog",
+    "run_federated",
+    "aggregate_inprocess",
+    "backend_for",
+    "num_clients_to_sample",
+]
 
 
 class FederatedClient(Protocol):
@@ -120,9 +127,11 @@ def _child(rng: np.random.Generator) -> np.random.Generator:
     return np.random.default_rng(int(rng.integers(1 << 62)))
 
 
-def _backend_for(
+def backend_for(
     strategy: Strategy, default: Backend, server_round: int, n: int, purpose: str
 ) -> Backend:
+    """The backend of one aggregation: ``strategy.backend(...)`` for a
+    :class:`BackendStrategy` (``None`` there means ``default``), else ``default``."""
     if isinstance(strategy, BackendStrategy):
         chosen = strategy.backend(server_round=server_round, num_clients=n, purpose=purpose)
         if chosen is not None:
@@ -130,11 +139,18 @@ def _backend_for(
     return default
 
 
-def _sample(strategy: Strategy, ids: list[int], rng: np.random.Generator, *, fit: bool) -> list[int]:
+def num_clients_to_sample(strategy: Strategy, num_available: int, *, fit: bool) -> int:
+    """How many of ``num_available`` clients to sample: a :class:`SamplingStrategy`
+    decides; otherwise all of them for fit and none for evaluation."""
     if isinstance(strategy, SamplingStrategy):
-        n = strategy.num_fit_clients(len(ids)) if fit else strategy.num_evaluate_clients(len(ids))
-    else:
-        n = len(ids) if fit else 0
+        if fit:
+            return strategy.num_fit_clients(num_available)
+        return strategy.num_evaluate_clients(num_available)
+    return num_available if fit else 0
+
+
+def _sample(strategy: Strategy, ids: list[int], rng: np.random.Generator, *, fit: bool) -> list[int]:
+    n = num_clients_to_sample(strategy, len(ids), fit=fit)
     return sorted(int(c) for c in rng.choice(ids, size=n, replace=False)) if n else []
 
 
@@ -190,7 +206,7 @@ def run_federated(
             inputs[cid] = (update, client_weight(num_examples, config))
         drops = {c: int(rng.integers(0, max_drop_after + 1))
                  for c in sampled if rng.random() < dropout_rate}
-        backend = _backend_for(strategy, default, server_round, len(sampled), "fit")
+        backend = backend_for(strategy, default, server_round, len(sampled), "fit")
         try:
             result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
                                          dim=fit_dim(parameters, config), rng=_child(rng),
@@ -230,7 +246,7 @@ def _evaluate(
     for cid in sampled:
         loss, num_examples, metrics = clients[cid].evaluate([p.copy() for p in parameters], config)
         inputs[cid] = (evaluation_vector(loss, metrics, config), float(num_examples))
-    backend = _backend_for(strategy, default, server_round, len(sampled), "evaluate")
+    backend = backend_for(strategy, default, server_round, len(sampled), "evaluate")
     result = aggregate_inprocess(backend, inputs, round_id=2 * server_round + 1,
                                  dim=evaluation_dim(config), rng=_child(rng))
     return strategy.aggregate_evaluate(server_round, parameters, result), server_eval

@@ -2,8 +2,11 @@
 
 The coordinator drives any :class:`secagg.Backend`'s sans-IO server session over real
 links, with per-stage deadlines (stragglers are dropped), over-selection, per-client
-tokens, TLS / mutual TLS, and SQLite checkpoints after every round. The client runtime
-runs the user's ``fit`` and the backend's client session, reconnecting with backoff.
+tokens, TLS / mutual TLS, and SQLite checkpoints after every round. It follows the
+strategy contract (``docs/strategies.md``): the strategy's backend per round, a DP
+budget stop, federated and server-side evaluation. The client runtime runs the user's
+``fit`` (and optional ``evaluate``) and the backend's client session, reconnecting
+with backoff.
 
 A federation in a few lines (the coordinator and the clients usually live in
 different processes; ``blindsum coordinator`` and ``blindsum client`` do exactly this)::
@@ -16,7 +19,7 @@ different processes; ``blindsum coordinator`` and ``blindsum client`` do exactly
     summary = await transport.serve(coordinator, "127.0.0.1:9092")
 
     runtime = transport.ClientRuntime(
-        client_id=3, fit=my_fit,
+        client_id=3, fit=my_fit, evaluate=my_evaluate,
         connector=transport.GrpcConnector("127.0.0.1:9092", client_id=3, token=token))
     await runtime.run()
 
@@ -26,7 +29,15 @@ the same event loop with the same rules and status codes.
 
 from transport._auth import TokenTable, new_token
 from transport._backends import available_backends, resolve_backend
-from transport._client import Backoff, ClientLink, ClientRuntime, ClientSummary, Connector, FitFn
+from transport._client import (
+    Backoff,
+    ClientLink,
+    ClientRuntime,
+    ClientSummary,
+    Connector,
+    EvaluateFn,
+    FitFn,
+)
 from transport._coordinator import Coordinator, CoordinatorConfig, Peer
 from transport._errors import (
     Code,
@@ -55,6 +66,7 @@ __all__ = [
     "ClientSummary",
     "Connector",
     "FitFn",
+    "EvaluateFn",
     "Coordinator",
     "CoordinatorConfig",
     "Peer",

@@ -90,7 +90,9 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "client", help="run one federated client",
         description="Join a coordinator and train when sampled. The app is a callable "
-                    "taking the client id and returning fit(parameters, config).")
+                    "taking the client id and returning fit(parameters, config), or an "
+                    "object with fit and (optionally) evaluate(parameters, config) "
+                    "methods for federated evaluation.")
     _common(p)
     p.add_argument("--address", default="127.0.0.1:9092", help="coordinator host:port")
     p.add_argument("--id", type=int, required=True, dest="client_id", help="this client's id")
@@ -166,8 +168,12 @@ def _run_coordinator(args: argparse.Namespace) -> int:
         tokens=transport.TokenTable.from_file(args.tokens) if args.tokens else None)
     summary = asyncio.run(serve(coordinator, args.address, tls=tls,
                                 allow_insecure=args.allow_insecure))
+    from transport._records import evaluation_to_json
+
+    last_eval = summary.last_federated_evaluation
     out = {"rounds_completed": summary.rounds_completed, "backend": summary.backend,
-           "dropped": summary.dropped_by_round(),
+           "dropped": summary.dropped_by_round(), "stopped": summary.stopped,
+           "federated_evaluation": evaluation_to_json(last_eval),
            "rounds": [r.to_json() for r in summary.log]}
     if args.json:
         print(json.dumps(out))
@@ -176,7 +182,12 @@ def _run_coordinator(args: argparse.Namespace) -> int:
             print(f"round {rec.server_round} ({rec.status}): {len(rec.contributors)} "
                   f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
         print(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
-    return 0
+        if last_eval is not None:
+            print(f"last federated evaluation: loss {last_eval.loss:.6g}, metrics "
+                  f"{dict(last_eval.metrics)} over {last_eval.num_clients} clients")
+        if summary.stopped:
+            print(f"training stopped early: {summary.stopped}")
+    return 0  # a budget stop is a normal end: the model is kept
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:
@@ -220,10 +231,10 @@ def _client_backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _run_client(args: argparse.Namespace) -> int:
     import transport
-    from transport._run import load_app, read_pem, run_client
+    from transport._run import client_functions, load_app, read_pem, run_client
 
     _logging(args.log_level)
-    fit = load_app(args.app)(args.client_id)
+    fit, evaluate = client_functions(load_app(args.app)(args.client_id))
     token = None
     if args.token_file:
         raw = read_pem(args.token_file)
@@ -237,7 +248,8 @@ def _run_client(args: argparse.Namespace) -> int:
     backend, session_options = _client_backend(args)
     try:
         summary = run_client(
-            address=args.address, client_id=args.client_id, fit=fit, token=token, tls=tls,
+            address=args.address, client_id=args.client_id, fit=fit, evaluate=evaluate,
+            token=token, tls=tls,
             backend=backend, session_options=session_options,
             accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
             backoff=transport.Backoff(give_up_after=args.give_up_after))
@@ -247,6 +259,7 @@ def _run_client(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"client_id": summary.client_id, "rounds_fitted": summary.rounds_fitted,
                           "rounds_completed": summary.rounds_completed,
+                          "rounds_evaluated": summary.rounds_evaluated,
                           "connections": summary.connections}))
     else:
         print(f"client {summary.client_id}: fitted {summary.rounds_fitted} rounds, "

@@ -3,7 +3,11 @@
 For each ``FIT`` the runtime calls the user's ``fit(parameters, config)``, forms the
 flat update ``flatten(new) - flatten(old)``, applies the update transforms the config
 names (:func:`secagg.apply_update_transforms`), and opens the backend's client session
-with weight ``num_examples``. Each ``PROTOCOL`` message is then fed to that session
+with weight :func:`secagg.client_weight` (``num_examples``, or 1 under DP). For each
+``EVALUATE`` it calls the user's optional ``evaluate(parameters, config) -> (loss,
+num_examples, metrics)`` and opens a session over :func:`secagg.evaluation_vector`
+with weight ``num_examples``; a client without ``evaluate`` answers ``ABORT`` and is
+left out of the evaluation. Each ``PROTOCOL`` message is then fed to that session
 and its reply sent back. A broken link is retried with exponential backoff and jitter
 until the coordinator says ``FINISHED`` or rejects the credentials.
 
@@ -31,11 +35,13 @@ from transport._backends import resolve_backend
 from transport._errors import Code, ConfigError, ConnectionLost
 from transport._messages import Kind, Message, decode_parameters
 
-__all__ = ["ClientLink", "Connector", "ClientRuntime", "ClientSummary", "FitFn", "Backoff"]
+__all__ = ["ClientLink", "Connector", "ClientRuntime", "ClientSummary", "FitFn", "EvaluateFn",
+           "Backoff"]
 
 log = logging.getLogger("blindsum.client")
 
 FitFn = Callable[[Parameters, Config], tuple[Sequence[np.ndarray], int, Mapping[str, Scalar]]]
+EvaluateFn = Callable[[Parameters, Config], tuple[float, float, Mapping[str, Scalar]]]
 
 
 class ClientLink(Protocol):
@@ -72,6 +78,7 @@ class ClientSummary:
     client_id: int
     rounds_fitted: int = 0
     rounds_completed: int = 0
+    rounds_evaluated: int = 0
     connections: int = 0
     finished: bool = False
     last_status: str = ""
@@ -81,6 +88,7 @@ class ClientSummary:
 class _Round:
     round_id: int
     session: ClientSession
+    evaluating: bool = False
 
 
 class ClientRuntime:
@@ -91,18 +99,21 @@ class ClientRuntime:
     aggregate otherwise (for example ``("secagg+",)`` never sends an update in the clear).
     ``session_options`` are passed to ``backend.client_session`` (for example
     ``identity=`` the client's Ed25519 key in authenticated SecAgg+ rounds).
+    ``evaluate(parameters, config) -> (loss, num_examples, metrics)`` serves federated
+    evaluation; without it the client declines (``ABORT``) every ``EVALUATE``.
     """
 
     def __init__(
         self, *, client_id: int, fit: FitFn, connector: Connector,
         accept_backends: Sequence[str] | None = None, backoff: Backoff | None = None,
         seed: int | None = None, backend: Backend | None = None,
-        session_options: Mapping[str, Any] | None = None,
+        session_options: Mapping[str, Any] | None = None, evaluate: EvaluateFn | None = None,
     ) -> None:
         if client_id < 0:
             raise ConfigError(f"client_id must be >= 0, got {client_id}")
         self.client_id = client_id
         self._fit = fit
+        self._evaluate = evaluate
         self._connector = connector
         self._accept = tuple(accept_backends) if accept_backends else None
         self._backoff = backoff or Backoff()
@@ -169,22 +180,38 @@ class ClientRuntime:
                 return True
             if msg.kind is Kind.ROUND_END:
                 if current is not None and current.round_id == msg.round_id:
-                    self.summary.rounds_completed += msg.detail == "completed"
+                    if msg.detail == "completed":
+                        if current.evaluating:
+                            self.summary.rounds_evaluated += 1
+                        else:
+                            self.summary.rounds_completed += 1
                     current = None
-            elif msg.kind is Kind.FIT:
-                current = None
-                try:
-                    session = await asyncio.to_thread(self._prepare, backend, msg)
-                except Exception as exc:  # the user's fit failed: tell, and stay
-                    await self._abort(link, msg.round_id, f"fit failed: {type(exc).__name__}")
-                    log.warning("client %d: fit failed in round %d: %r",
-                                self.client_id, msg.round_id, exc)
-                    continue
-                current = _Round(msg.round_id, session)
-                self.summary.rounds_fitted += 1
-                await link.send(Message(kind=Kind.READY, round_id=msg.round_id))
+            elif msg.kind in (Kind.FIT, Kind.EVALUATE):
+                current = await self._start(link, backend, msg)
+
             elif msg.kind is Kind.PROTOCOL:
                 current = await self._step(link, current, msg)
+
+    async def _start(self, link: ClientLink, backend: Backend, msg: Message) -> _Round | None:
+        """Run the user's fit or evaluate; open the session and say READY (or ABORT)."""
+        evaluating = msg.kind is Kind.EVALUATE
+        what = "evaluate" if evaluating else "fit"
+        if evaluating and self._evaluate is None:
+            await self._abort(link, msg.round_id,
+                              f"client {self.client_id} does not evaluate (no evaluate function)")
+            return None
+        prepare = self._prepare_evaluation if evaluating else self._prepare
+        try:
+            session = await asyncio.to_thread(prepare, backend, msg)
+        except Exception as exc:  # the user's code failed: tell, and stay
+            await self._abort(link, msg.round_id, f"{what} failed: {type(exc).__name__}")
+            log.warning("client %d: %s failed in round %d: %r",
+                        self.client_id, what, msg.round_id, exc)
+            return None
+        if not evaluating:
+            self.summary.rounds_fitted += 1
+        await link.send(Message(kind=Kind.READY, round_id=msg.round_id))
+        return _Round(msg.round_id, session, evaluating)
 
     async def _step(self, link: ClientLink, current: _Round | None, msg: Message) -> _Round | None:
         if current is None or current.round_id != msg.round_id:
@@ -216,9 +243,23 @@ class ClientRuntime:
         rng = np.random.default_rng(None if self._seed is None else [self._seed, msg.round_id])
         update = secagg.flatten(new) - secagg.flatten(old)
         update = secagg.apply_update_transforms(update, msg.config, rng)
+        return self._session(backend, update, secagg.client_weight(num_examples, msg.config),
+                             rng)
+
+    def _prepare_evaluation(self, backend: Backend, msg: Message) -> ClientSession:
+        assert self._evaluate is not None
+        loss, num_examples, metrics = self._evaluate(decode_parameters(msg.payload), msg.config)
+        if not num_examples > 0:
+            raise ValueError(f"evaluate returned num_examples={num_examples}; it must be > 0")
+        vector = secagg.evaluation_vector(loss, metrics, msg.config)
+        rng = np.random.default_rng(None if self._seed is None else [self._seed, msg.round_id])
+        return self._session(backend, vector, float(num_examples), rng)
+
+    def _session(self, backend: Backend, vector: np.ndarray, weight: float,
+                 rng: np.random.Generator) -> ClientSession:
         make_session: Callable[..., ClientSession] = backend.client_session
-        return make_session(client_id=self.client_id, vector=update, weight=float(num_examples),
-                            rng=rng, **self._session_options)
+        return make_session(client_id=self.client_id, vector=vector, weight=weight, rng=rng,
+                            **self._session_options)
 
 
 def _answer(session: ClientSession, payload: bytes) -> bytes | None:

@@ -11,19 +11,29 @@ and drops it from the round, which goes on.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from secagg import Backend, Parameters, Strategy, flatten
+from dp import BudgetExceededError
+from secagg import (
+    Backend,
+    Config,
+    EvaluatingStrategy,
+    Parameters,
+    Strategy,
+    evaluation_dim,
+    fit_dim,
+    num_clients_to_sample,
+)
 from transport._auth import TokenTable
-from transport._errors import Code, ConfigError, Rejected, RoundsFailed
+from transport._config import CoordinatorConfig
+from transport._contract import check_backend_name, choose_backend
+from transport._errors import Code, Rejected, RoundsFailed
 from transport._messages import PROTOCOL_VERSION, Kind, Message, encode_parameters
 from transport._records import RoundEvent, RoundRecord, RunSummary
 from transport._round import RoundDriver, RoundFailed, RoundState
@@ -43,53 +53,6 @@ class Peer(Protocol):
 
     def close(self, code: Code, message: str) -> None:
         """End the link with this status."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class CoordinatorConfig:
-    """How rounds are run. Deadlines are in seconds.
-
-    ``clients_per_round`` clients are aggregated; ``ceil(clients_per_round *
-    (1 + over_selection))`` are asked. A round starts when that many are connected, or
-    after ``wait_for_clients`` with at least ``min_clients``; it fails when fewer than
-    ``min_clients`` finish ``fit``.
-    """
-
-    rounds: int
-    clients_per_round: int
-    min_clients: int = 2
-    over_selection: float = 0.0
-    fit_deadline: float = 60.0
-    stage_deadline: float = 30.0
-    wait_for_clients: float = 30.0
-    retry_pause: float = 1.0
-    max_failed_rounds: int = 20
-    max_message_bytes: int = 1 << 30
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise ConfigError(f"rounds must be >= 0, got {self.rounds}")
-        if self.min_clients < 1:
-            raise ConfigError(f"min_clients must be >= 1, got {self.min_clients}")
-        if self.clients_per_round < self.min_clients:
-            raise ConfigError(
-                f"clients_per_round ({self.clients_per_round}) must be >= min_clients "
-                f"({self.min_clients})"
-            )
-        if not 0 <= self.over_selection <= 10:
-            raise ConfigError(f"over_selection must be in [0, 10], got {self.over_selection}")
-        for name in ("fit_deadline", "stage_deadline", "wait_for_clients", "retry_pause"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self, name)}")
-        if self.max_failed_rounds < 1:
-            raise ConfigError(f"max_failed_rounds must be >= 1, got {self.max_failed_rounds}")
-        if self.max_message_bytes < 1024:
-            raise ConfigError(f"max_message_bytes must be >= 1024, got {self.max_message_bytes}")
-
-    @property
-    def sample_size(self) -> int:
-        return math.ceil(self.clients_per_round * (1 + self.over_selection) - 1e-9)
 
 
 Observer = Callable[[RoundEvent], None]
@@ -124,6 +87,9 @@ class Coordinator:
             self._next_round_id = checkpoint.next_round_id
             self.log = list(checkpoint.log)
             log.info("resuming after round %d from %s", self.completed_rounds, store.path)
+        self.stopped = ""
+        check_backend_name(strategy, backend, server_round=self.completed_rounds + 1,
+                           clients_per_round=config.clients_per_round)
 
     @property
     def connected(self) -> tuple[int, ...]:
@@ -219,8 +185,9 @@ class Coordinator:
         r.events.put_nowait((cid, msg))
 
     def _finished_message(self) -> Message:
+        done = f"{self.completed_rounds} rounds completed"
         return Message(kind=Kind.FINISHED, round_id=self._next_round_id,
-                       detail=f"{self.completed_rounds} rounds completed")
+                       detail=f"{done}; {self.stopped}" if self.stopped else done)
 
     def _send(self, cid: int, msg: Message) -> None:
         peer = self._peers.get(cid)
@@ -242,6 +209,10 @@ class Coordinator:
     async def run(self) -> RunSummary:
         """Run the remaining rounds; checkpoint after each; return the summary.
 
+        Training stops early, gracefully, when the strategy's ``configure_fit`` raises
+        :class:`dp.BudgetExceededError`: the model is kept, clients are told
+        ``FINISHED`` and the summary's ``stopped`` says why.
+
         Raises:
             RoundsFailed: ``max_failed_rounds`` rounds in a row failed (for example a
                 backend configuration that cannot work with the clients available).
@@ -249,8 +220,15 @@ class Coordinator:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="blindsum-session") as pool:
             failures = 0
             while self.completed_rounds < self.config.rounds:
+                server_round = self.completed_rounds + 1
+                try:
+                    config = self._strategy.configure_fit(server_round, self.parameters)
+                except BudgetExceededError as exc:
+                    self.stopped = f"privacy budget exhausted before round {server_round}: {exc}"
+                    log.warning("training stops: %s", self.stopped)
+                    break
                 sampled = await self._sample()
-                record = await self._run_round(sampled, pool)
+                record = await self._run_round(sampled, config, pool)
                 self._finish_round(record)
                 failures = 0 if record.completed else failures + 1
                 if failures >= self.config.max_failed_rounds:
@@ -262,7 +240,7 @@ class Coordinator:
         for cid in list(self._peers):
             self._send(cid, self._finished_message())
         return RunSummary(backend=self.backend.name, rounds_completed=self.completed_rounds,
-                          log=tuple(self.log))
+                          log=tuple(self.log), stopped=self.stopped)
 
     async def _sample(self) -> tuple[int, ...]:
         cfg = self.config
@@ -279,68 +257,129 @@ class Coordinator:
             except asyncio.TimeoutError:
                 if n < cfg.min_clients:
                     log.info("waiting for clients: %d connected, %d needed", n, cfg.min_clients)
-        rng = self._rng("sample")
+        return self._choose(cfg.sample_size, "sample")
+
+    def _choose(self, k: int, purpose: str) -> tuple[int, ...]:
         ids = np.array(self.connected)
-        k = min(len(ids), cfg.sample_size)
-        return tuple(sorted(int(c) for c in rng.choice(ids, size=k, replace=False)))
+        k = min(len(ids), k)
+        return tuple(sorted(int(c) for c in self._rng(purpose).choice(ids, size=k, replace=False)))
 
     def _rng(self, purpose: str) -> np.random.Generator:
         seed = self.config.seed
         if seed is None:
             return np.random.default_rng()
-        return np.random.default_rng([seed, self._next_round_id, 0 if purpose == "sample" else 1])
+        index = ("sample", "session", "evaluate-sample", "evaluate-session").index(purpose)
+        return np.random.default_rng([seed, self._next_round_id, index])
 
-    async def _run_round(self, sampled: tuple[int, ...], pool: ThreadPoolExecutor) -> RoundRecord:
-        cfg = self.config
-        server_round = self.completed_rounds + 1
-        r = RoundState(round_id=self._next_round_id, server_round=server_round,
-                       sampled=frozenset(sampled))
+    def _open(self, round_id: int, server_round: int, sampled: tuple[int, ...],
+              pool: ThreadPoolExecutor, *, phase: str, target: int, minimum: int,
+              ) -> tuple[RoundState, RoundDriver]:
+        """Make ``round_id`` the running attempt (reserved in the store first)."""
+        r = RoundState(round_id=round_id, server_round=server_round, sampled=frozenset(sampled))
         self._round = r
         if self._store is not None:  # a restart never reuses this round id
-            self._store.reserve_round_id(r.round_id, self.parameters)
-        start = time.monotonic()
-        log.info("round %d (id %d): sampled %s", server_round, r.round_id, list(sampled))
-        self._notify(RoundEvent(kind="round_started", server_round=server_round, clients=sampled))
+            self._store.reserve_round_id(round_id, self.parameters)
+        cfg = self.config
         driver = RoundDriver(
-            state=r, backend=self.backend, pool=pool, send=self._send, close=self._close,
+            state=r, pool=pool, send=self._send, close=self._close,
             stage_started=lambda stage, index, clients: self._notify(RoundEvent(
                 kind="stage_started", server_round=server_round, stage=stage, index=index,
                 clients=clients)),
             fit_deadline=cfg.fit_deadline, stage_deadline=cfg.stage_deadline,
-            clients_per_round=cfg.clients_per_round, min_clients=cfg.min_clients,
+            clients_per_round=target, min_clients=minimum, phase=phase,
         )
+        return r, driver
+
+    def _end(self, r: RoundState, driver: RoundDriver, detail: str) -> None:
+        self._round = None
+        end = Message(kind=Kind.ROUND_END, round_id=r.round_id, detail=detail)
+        for cid in driver.selected:
+            self._send(cid, end)
+
+    async def _run_round(self, sampled: tuple[int, ...], config: Config,
+                         pool: ThreadPoolExecutor) -> RoundRecord:
+        cfg = self.config
+        server_round = self.completed_rounds + 1
+        r, driver = self._open(self._next_round_id, server_round, sampled, pool, phase="fit",
+                               target=cfg.clients_per_round, minimum=cfg.min_clients)
+        start = time.monotonic()
+        log.info("round %d (id %d): sampled %s", server_round, r.round_id, list(sampled))
+        self._notify(RoundEvent(kind="round_started", server_round=server_round, clients=sampled))
         status, detail = "completed", ""
         contributors: tuple[int, ...] = ()
+        loop = asyncio.get_running_loop()
         try:
-            config = self._strategy.configure_fit(server_round, self.parameters)
-            payload = await asyncio.get_running_loop().run_in_executor(
-                pool, encode_parameters, self.parameters)
+            payload = await loop.run_in_executor(pool, encode_parameters, self.parameters)
             await driver.fit(Message(kind=Kind.FIT, round_id=r.round_id, payload=payload,
                                      config=config))
-            dim = int(flatten(self.parameters).shape[0])
-            result = await driver.aggregate(dim=dim, rng=self._rng("session"))
+            backend = await self._backend_for(pool, server_round, len(driver.selected), "fit")
+            result = await driver.aggregate(backend=backend, dim=fit_dim(self.parameters, config),
+                                            rng=self._rng("session"))
             contributors = result.contributors
-            self.parameters = await asyncio.get_running_loop().run_in_executor(
+            self.parameters = await loop.run_in_executor(
                 pool, self._strategy.aggregate_fit, server_round, self.parameters, result)
         except RoundFailed as exc:
             status, detail = "failed", str(exc)
         finally:
-            self._round = None
-        end = Message(kind=Kind.ROUND_END, round_id=r.round_id, detail=detail or status)
-        for cid in driver.selected:
-            self._send(cid, end)
+            self._end(r, driver, detail or status)
+        evaluation = await self._evaluate(server_round, r.round_id + 1, pool) if not detail else {}
         return RoundRecord(
             server_round=server_round, round_id=r.round_id, status=status, sampled=sampled,
             selected=driver.selected, released=tuple(sorted(r.released)),
             contributors=tuple(contributors),
             dropped={k: tuple(sorted(v)) for k, v in driver.dropped.items()},
             stage_seconds=dict(driver.stage_seconds), latency=r.latency_summary(),
-            seconds=time.monotonic() - start,
-            detail=detail,
+            seconds=time.monotonic() - start, detail=detail, **evaluation,
         )
 
+    async def _backend_for(self, pool: ThreadPoolExecutor, server_round: int, n: int,
+                           purpose: str) -> Backend:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, choose_backend, self._strategy, self.backend, server_round, n, purpose)
+
+    async def _evaluate(self, server_round: int, round_id: int,
+                        pool: ThreadPoolExecutor) -> dict[str, Any]:
+        """Server-side, then federated evaluation (attempt ``round_id``) of the new model."""
+        strategy = self._strategy
+        if not isinstance(strategy, EvaluatingStrategy):
+            return {}
+        loop = asyncio.get_running_loop()
+        params = self.parameters
+        out: dict[str, Any] = {"server_evaluation": await loop.run_in_executor(
+            pool, strategy.evaluate, server_round, params)}
+        config = strategy.configure_evaluate(server_round, params)
+        n = num_clients_to_sample(strategy, len(self._peers), fit=False) if config else 0
+        if config is None or n < 1:
+            out["evaluation_detail"] = (
+                "skipped: configure_evaluate returned None" if config is None else
+                f"skipped: the strategy samples no client of {len(self._peers)} for evaluation")
+            return out
+        sampled = self._choose(n, "evaluate-sample")
+        r, driver = self._open(round_id, server_round, sampled, pool, phase="evaluate",
+                               target=len(sampled), minimum=min(self.config.min_clients, n))
+        fed, detail = None, ""
+        try:
+            payload = await loop.run_in_executor(pool, encode_parameters, params)
+            await driver.fit(Message(kind=Kind.EVALUATE, round_id=round_id, payload=payload,
+                                     config=config))
+            backend = await self._backend_for(pool, server_round, len(driver.selected),
+                                              "evaluate")
+            result = await driver.aggregate(backend=backend, dim=evaluation_dim(config),
+                                            rng=self._rng("evaluate-session"))
+            fed = await loop.run_in_executor(
+                pool, strategy.aggregate_evaluate, server_round, params, result)
+        except RoundFailed as exc:
+            detail = f"federated evaluation failed: {exc}"
+            log.warning("round %d: %s", server_round, detail)
+        finally:
+            self._end(r, driver, detail or "completed")
+        return out | {"evaluation_round_id": round_id, "federated_evaluation": fed,
+                      "evaluation_dropped": {k: tuple(sorted(v))
+                                             for k, v in driver.dropped.items()},
+                      "evaluation_detail": detail}
+
     def _finish_round(self, record: RoundRecord) -> None:
-        self._next_round_id = record.round_id + 1
+        self._next_round_id = record.last_round_id + 1
         if record.completed:
             self.completed_rounds = record.server_round
         self.log.append(record)
@@ -357,5 +396,13 @@ class Coordinator:
                  {k: list(v) for k, v in record.dropped.items()}, list(record.released), stages,
                  latency,
                  f"; {record.detail}" if record.detail else "")
+        for what, result in (("server", record.server_evaluation),
+                             ("federated", record.federated_evaluation)):
+            if result is not None:
+                log.info("round %d %s evaluation: loss %.6g, metrics %s, %g examples, "
+                         "%d clients", record.server_round, what, result.loss,
+                         dict(result.metrics), result.num_examples, result.num_clients)
+        if record.evaluation_detail:
+            log.info("round %d evaluation: %s", record.server_round, record.evaluation_detail)
         self._notify(RoundEvent(kind="round_finished", server_round=record.server_round,
                                 record=record))

@@ -100,7 +100,7 @@ class _FrameCache:
             if msg is message:
                 return frames
         out = serialize_frames(message)
-        if message.kind is Kind.FIT:
+        if message.kind in (Kind.FIT, Kind.EVALUATE):
             self._items = [*self._items[-(self._size - 1):], (message, out)]
         return out
 

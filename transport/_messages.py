@@ -1,8 +1,8 @@
 """Transport-neutral messages between the coordinator and a client.
 
 A :class:`Message` is what both transports (gRPC and in-process) carry. Its payload
-is opaque bytes: :func:`encode_parameters` output for ``FIT``, ``secagg.encode`` output
-for ``PROTOCOL``. The gRPC transport cuts payloads into frames of about 1 MiB
+is opaque bytes: :func:`encode_parameters` output for ``FIT`` and ``EVALUATE``,
+``secagg.encode`` output for ``PROTOCOL``. The gRPC transport cuts payloads into frames of about 1 MiB
 (:mod:`transport._frames`); the in-process one passes the object as it is.
 """
 
@@ -41,17 +41,21 @@ class Kind(enum.IntEnum):
     ROUND_END = 5
     FINISHED = 6
     ABORT = 7
+    EVALUATE = 8
 
 
 CLIENT_KINDS = frozenset({Kind.READY, Kind.PROTOCOL, Kind.NO_REPLY, Kind.ABORT})
-SERVER_KINDS = frozenset({Kind.FIT, Kind.PROTOCOL, Kind.ROUND_END, Kind.FINISHED})
+SERVER_KINDS = frozenset(
+    {Kind.FIT, Kind.EVALUATE, Kind.PROTOCOL, Kind.ROUND_END, Kind.FINISHED}
+)
 
 _EMPTY: Mapping[str, bool | int | float | str] = MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    """One logical message; ``config`` only on ``FIT``, ``detail`` is human-readable."""
+    """One logical message; ``config`` only on ``FIT`` and ``EVALUATE``; ``detail`` is
+    human-readable."""
 
     kind: Kind
     round_id: int

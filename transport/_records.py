@@ -1,4 +1,4 @@
-"""What the coordinator remembers about each round (and logs): ids and timings only."""
+"""What the coordinator remembers about each round (and logs): ids, timings, evaluations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,25 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["RoundRecord", "RunSummary", "RoundEvent"]
+from secagg import EvaluateResult
+
+__all__ = ["RoundRecord", "RunSummary", "RoundEvent", "evaluation_to_json",
+           "evaluation_from_json"]
+
+
+def evaluation_to_json(result: EvaluateResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"loss": result.loss, "metrics": dict(result.metrics),
+            "num_examples": result.num_examples, "num_clients": result.num_clients}
+
+
+def evaluation_from_json(d: Mapping[str, Any] | None) -> EvaluateResult | None:
+    if d is None:
+        return None
+    return EvaluateResult(loss=float(d["loss"]), metrics=dict(d.get("metrics", {})),
+                          num_examples=float(d.get("num_examples", 0.0)),
+                          num_clients=int(d.get("num_clients", 0)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,6 +36,13 @@ class RoundRecord:
     or a backend stage) to the clients dropped there; ``released`` are over-selected
     clients that were not needed. ``latency`` maps a stage to the p50, p99 and max
     seconds from a request to its complete answer.
+
+    Evaluation (strategies that evaluate, after a completed fit): ``server_evaluation``
+    is the strategy's own, ``federated_evaluation`` the clients' weighted means,
+    aggregated in a separate attempt ``evaluation_round_id``; ``evaluation_dropped``
+    maps its stages to the clients dropped there and ``evaluation_detail`` says why
+    federated evaluation was skipped or failed. Checkpoints written before these
+    fields existed load with their defaults.
     """
 
     server_round: int
@@ -32,6 +57,16 @@ class RoundRecord:
     latency: Mapping[str, tuple[float, float, float]] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     detail: str = ""
+    evaluation_round_id: int | None = None
+    server_evaluation: EvaluateResult | None = None
+    federated_evaluation: EvaluateResult | None = None
+    evaluation_dropped: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    evaluation_detail: str = ""
+
+    @property
+    def last_round_id(self) -> int:
+        """The largest attempt id this round used (fit, or its evaluation)."""
+        return max(self.round_id, self.evaluation_round_id or 0)
 
     @property
     def completed(self) -> bool:
@@ -55,6 +90,11 @@ class RoundRecord:
             "latency": {k: [round(x, 5) for x in v] for k, v in self.latency.items()},
             "seconds": round(self.seconds, 4),
             "detail": self.detail,
+            "evaluation_round_id": self.evaluation_round_id,
+            "server_evaluation": evaluation_to_json(self.server_evaluation),
+            "federated_evaluation": evaluation_to_json(self.federated_evaluation),
+            "evaluation_dropped": {k: list(v) for k, v in self.evaluation_dropped.items()},
+            "evaluation_detail": self.evaluation_detail,
         }
 
     @classmethod
@@ -72,16 +112,32 @@ class RoundRecord:
             latency={k: (v[0], v[1], v[2]) for k, v in d.get("latency", {}).items()},
             seconds=float(d["seconds"]),
             detail=str(d["detail"]),
+            evaluation_round_id=(None if d.get("evaluation_round_id") is None
+                                 else int(d["evaluation_round_id"])),
+            server_evaluation=evaluation_from_json(d.get("server_evaluation")),
+            federated_evaluation=evaluation_from_json(d.get("federated_evaluation")),
+            evaluation_dropped={k: tuple(v) for k, v in d.get("evaluation_dropped", {}).items()},
+            evaluation_detail=str(d.get("evaluation_detail", "")),
         )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
-    """What :meth:`Coordinator.run` returns."""
+    """What :meth:`Coordinator.run` returns; ``stopped`` says why training ended
+    before ``rounds`` (for example an exhausted privacy budget), empty otherwise."""
 
     backend: str
     rounds_completed: int
     log: tuple[RoundRecord, ...]
+    stopped: str = ""
+
+    @property
+    def last_federated_evaluation(self) -> EvaluateResult | None:
+        """The federated evaluation of the last round that has one."""
+        for rec in reversed(self.log):
+            if rec.federated_evaluation is not None:
+                return rec.federated_evaluation
+        return None
 
     def dropped_by_round(self) -> dict[int, list[int]]:
         """Clients dropped in each server round, over all its attempts."""
@@ -94,7 +150,8 @@ class RunSummary:
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RoundEvent:
     """Passed to a coordinator observer: ``round_started``, ``stage_started``,
-    ``round_finished``. ``index`` counts protocol stages from 1 (0 is ``fit``)."""
+    ``round_finished``. ``index`` counts protocol stages from 1 (0 is ``fit``, or
+    ``evaluate`` for the round's federated evaluation, whose stages follow)."""
 
     kind: str
     server_round: int

@@ -2,8 +2,8 @@
 
 Rules of a round (the coordinator's side of the contract):
 
-1. ``fit``: every sampled client gets ``FIT``; the first ``clients_per_round`` that
-   answer ``READY`` are selected, later ones are released (``ROUND_END``), and those
+1. ``fit`` (or ``evaluate``): every sampled client gets ``FIT`` (``EVALUATE``); the
+   first ``clients_per_round`` that answer ``READY`` are selected, later ones are released (``ROUND_END``), and those
    silent at the fit deadline are dropped with ``DEADLINE_EXCEEDED``.
 2. Protocol stages: whatever the server session's ``next_messages()`` returns is sent;
    every recipient answers ``PROTOCOL`` or ``NO_REPLY``. When nobody is outstanding the
@@ -81,16 +81,19 @@ class RoundState:
 
 
 class RoundDriver:
-    """Runs the fit phase and the backend's stages of one round."""
+    """Runs the local phase (``"fit"`` or ``"evaluate"``: the clients compute their
+    inputs) and then the backend's stages of one aggregation."""
 
     def __init__(
-        self, *, state: RoundState, backend: Backend, pool: ThreadPoolExecutor,
+        self, *, state: RoundState, pool: ThreadPoolExecutor,
         send: Callable[[int, Message], None], close: Callable[[int, Code, str], None],
         stage_started: Callable[[str, int, tuple[int, ...]], None],
         fit_deadline: float, stage_deadline: float, clients_per_round: int, min_clients: int,
+        phase: str = "fit",
     ) -> None:
         self.r = state
-        self._backend = backend
+        self.phase = phase
+        state.stage = phase
         self._pool = pool
         self._send = send
         self._close = close
@@ -129,10 +132,11 @@ class RoundDriver:
         )
 
     async def fit(self, fit_message: Message) -> tuple[int, ...]:
-        """Send ``FIT`` to the sampled clients; return the selected ones."""
+        """Send ``FIT`` (or ``EVALUATE``) to the sampled clients; return the selected ones."""
         r = self.r
+        phase = self.phase
         start = time.monotonic()
-        self._stage_started("fit", 0, tuple(sorted(r.sampled)))
+        self._stage_started(phase, 0, tuple(sorted(r.sampled)))
         r.awaiting_ready = set(r.sampled)
         for cid in sorted(r.sampled):
             r.sent_at[cid] = time.monotonic()
@@ -149,7 +153,7 @@ class RoundDriver:
             if isinstance(what, str):
                 if cid in ready:
                     ready.remove(cid)
-                self._record_drop(cid, "fit", what)
+                self._record_drop(cid, phase, what)
             elif what.kind is Kind.READY:
                 ready.append(cid)
         # READY messages already queued but not processed still count as on time
@@ -161,10 +165,10 @@ class RoundDriver:
             elif isinstance(what, str):
                 if cid in ready:
                     ready.remove(cid)
-                self._record_drop(cid, "fit", what)
+                self._record_drop(cid, phase, what)
         for cid in sorted(pending & r.gone):  # vanished; their notice is still queued
             if cid not in self._dropped_ids():
-                self._record_drop(cid, "fit", "vanished")
+                self._record_drop(cid, phase, "vanished")
         leftovers = sorted(pending - r.gone)
         r.awaiting_ready.clear()
         for cid in leftovers:
@@ -173,18 +177,26 @@ class RoundDriver:
                 self._send(cid, Message(kind=Kind.ROUND_END, round_id=r.round_id,
                                         detail="not needed this round (over-selection)"))
             else:
-                self._drop_straggler(cid, "fit", self._fit_deadline)
-        self.stage_seconds["fit"] = time.monotonic() - start
+                self._drop_straggler(cid, phase, self._fit_deadline)
+        self.stage_seconds[phase] = time.monotonic() - start
         if len(ready) < self._min:
-            raise RoundFailed(f"only {len(ready)} clients were ready, at least {self._min} needed")
+            raise RoundFailed(f"only {len(ready)} clients were ready to {phase}, "
+                              f"at least {self._min} needed")
         self.selected = tuple(sorted(ready))
         return self.selected
 
-    async def aggregate(self, *, dim: int, rng: np.random.Generator) -> AggregateResult:
-        """Drive the backend's stages over the selected clients; return the aggregate."""
+    async def aggregate(
+        self, *, backend: Backend, dim: int, rng: np.random.Generator
+    ) -> AggregateResult:
+        """Drive ``backend``'s stages over the selected clients; return the aggregate.
+
+        Raises:
+            RoundFailed: the backend raised (a :class:`secagg.RecoveryError` when too
+                many clients dropped, a protocol or configuration error).
+        """
         r = self.r
         try:
-            session: ServerSession = self._backend.server_session(
+            session: ServerSession = backend.server_session(
                 round_id=r.round_id, client_ids=self.selected, dim=dim, rng=rng
             )
             for cid in sorted(r.gone & set(self.selected)):
@@ -240,7 +252,7 @@ class RoundDriver:
             await self._handle(session, outstanding, *event)
 
     def _close_timing(self, stage_start: float) -> None:
-        if self.r.stage != "fit":
+        if self.r.stage != self.phase:
             self.stage_seconds[self.r.stage] = time.monotonic() - stage_start
 
     async def _send_stage(

@@ -4,7 +4,10 @@ An *app* names user code as ``package.module:attribute`` or ``path/to/file.py:at
 
 - coordinator app: a callable ``() -> (strategy, initial_parameters)``;
 - client app: a callable ``(client_id) -> fit`` with
-  ``fit(parameters, config) -> (parameters, num_examples, metrics)``.
+  ``fit(parameters, config) -> (parameters, num_examples, metrics)``, or ``(client_id)
+  -> client`` where ``client`` has a ``fit`` method like that and optionally
+  ``evaluate(parameters, config) -> (loss, num_examples, metrics)`` for federated
+  evaluation (see :func:`client_functions`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from secagg import Backend
-from transport._client import Backoff, ClientRuntime, ClientSummary, FitFn
+from transport._client import Backoff, ClientRuntime, ClientSummary, EvaluateFn, FitFn
 from transport._coordinator import Coordinator
 from transport._errors import ConfigError
 from transport._grpc_client import ClientTLS, GrpcConnector
 from transport._grpc_server import GrpcServer, ServerTLS
 from transport._records import RunSummary
 
-__all__ = ["load_app", "serve", "run_client", "read_pem"]
+__all__ = ["load_app", "client_functions", "serve", "run_client", "read_pem"]
 
 
 def load_app(spec: str) -> Callable[..., Any]:
@@ -63,6 +66,25 @@ def load_app(spec: str) -> Callable[..., Any]:
     return obj
 
 
+def client_functions(app: object) -> tuple[FitFn, EvaluateFn | None]:
+    """``fit`` and the optional ``evaluate`` of what a client app returned: an object
+    with a ``fit`` method (and maybe ``evaluate``), or a plain ``fit`` callable.
+
+    Raises:
+        ConfigError: neither, or an ``evaluate`` attribute that is not callable.
+    """
+    fit = getattr(app, "fit", None)
+    if callable(fit):
+        evaluate = getattr(app, "evaluate", None)
+        if evaluate is not None and not callable(evaluate):
+            raise ConfigError(f"the client app's evaluate is not callable: {evaluate!r}")
+        return fit, evaluate
+    if callable(app):
+        return app, None
+    raise ConfigError(f"the client app must return fit(parameters, config) or an object "
+                      f"with a fit method, got {type(app).__name__}")
+
+
 def read_pem(path: str | None) -> bytes | None:
     """The bytes of a PEM file, or ``None`` when no path is given."""
     if path is None:
@@ -87,7 +109,8 @@ async def serve(coordinator: Coordinator, address: str, *, tls: ServerTLS | None
         await server.stop(grace=2.0)
 
 
-def run_client(*, address: str, client_id: int, fit: FitFn, token: str | None = None,
+def run_client(*, address: str, client_id: int, fit: FitFn, evaluate: EvaluateFn | None = None,
+               token: str | None = None,
                tls: ClientTLS | None = None, accept_backends: tuple[str, ...] | None = None,
                backoff: Backoff | None = None, backend: Backend | None = None,
                session_options: dict[str, Any] | None = None) -> ClientSummary:
@@ -95,5 +118,5 @@ def run_client(*, address: str, client_id: int, fit: FitFn, token: str | None = 
     connector = GrpcConnector(address, client_id=client_id, token=token, tls=tls)
     runtime = ClientRuntime(client_id=client_id, fit=fit, connector=connector,
                             accept_backends=accept_backends, backoff=backoff, backend=backend,
-                            session_options=session_options)
+                            session_options=session_options, evaluate=evaluate)
     return asyncio.run(runtime.run())

@@ -1,9 +1,9 @@
 """The quickstart's model and data: logistic regression in NumPy on synthetic shards.
 
-``server_app()`` gives the coordinator its strategy and initial parameters;
-``client_app(client_id)`` gives a client its ``fit``. The strategy here is a few
-lines of federated averaging over the aggregate (``new = old + mean update``), kept
-private to the example; the library's strategies live in :mod:`secagg`.
+``server_app()`` gives the coordinator its strategy and initial parameters:
+:class:`secagg.FedAvg` (``new = old + mean update``), which also asks the clients to
+evaluate each new model (loss and accuracy, averaged by examples);
+``client_app(client_id)`` gives a client its ``fit`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 import secagg
-from secagg import AggregateResult, Config, Parameters
+from secagg import Config, Parameters
 
 FEATURES = 20
 _TRUE = np.random.default_rng(12345).normal(size=FEATURES + 1)
@@ -41,33 +41,34 @@ def accuracy(params: Parameters, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(((x @ w + b[0]) > 0) == (y > 0.5)))
 
 
-class _MeanUpdate:
-    """FedAvg over an aggregate: add the example-weighted mean of the updates."""
-
-    needs_individual_updates = False
-
-    def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
-        return {"epochs": 5, "lr": 0.5}
-
-    def aggregate_fit(self, server_round: int, parameters: Parameters,
-                      aggregate: AggregateResult) -> Parameters:
-        return secagg.unflatten(secagg.flatten(parameters) + aggregate.mean, parameters)
+def server_app() -> tuple[secagg.FedAvg, Parameters]:
+    strategy = secagg.FedAvg(metrics=("accuracy",),
+                             on_fit_config_fn=lambda server_round: {"epochs": 5, "lr": 0.5})
+    return strategy, [np.zeros(FEATURES), np.zeros(1)]
 
 
-def server_app() -> tuple[_MeanUpdate, Parameters]:
-    return _MeanUpdate(), [np.zeros(FEATURES), np.zeros(1)]
+class _Client:
+    """One client's shard: ``fit`` trains on it, ``evaluate`` measures on it."""
 
+    def __init__(self, client_id: int) -> None:
+        self.n = 50 + (client_id * 37) % 100  # 50..149 examples: weights differ per client
+        self.x, self.y = make_data(1000 + client_id, self.n)
 
-def client_app(client_id: int):  # type: ignore[no-untyped-def]
-    n = 50 + (client_id * 37) % 100  # 50..149 examples: weights differ per client
-    x, y = make_data(1000 + client_id, n)
-
-    def fit(parameters: Parameters, config: Config) -> tuple[Parameters, int, dict[str, float]]:
+    def fit(self, parameters: Parameters, config: Config
+            ) -> tuple[Parameters, int, dict[str, float]]:
         params = [p.copy() for p in parameters]
         loss = 0.0
         for _ in range(int(config.get("epochs", 1))):
-            loss, grads = loss_and_grad(params, x, y)
-            params = [p - float(config.get("lr", 0.1)) * g for p, g in zip(params, grads, strict=True)]
-        return params, n, {"loss": loss}
+            loss, grads = loss_and_grad(params, self.x, self.y)
+            params = [p - float(config.get("lr", 0.1)) * g
+                      for p, g in zip(params, grads, strict=True)]
+        return params, self.n, {"loss": loss}
 
-    return fit
+    def evaluate(self, parameters: Parameters, config: Config
+                 ) -> tuple[float, int, dict[str, float]]:
+        loss, _ = loss_and_grad(parameters, self.x, self.y)
+        return loss, self.n, {"accuracy": accuracy(parameters, self.x, self.y)}
+
+
+def client_app(client_id: int) -> _Client:
+    return _Client(client_id)

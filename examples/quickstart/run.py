@@ -10,7 +10,8 @@ a separate ``blindsum client`` process. During round ``--kill-round`` the script
 SIGKILLs ``--kill`` of the round's clients at the start of stage ``--kill-stage``;
 the coordinator drops them and the round completes with the survivors. The last line
 printed is one JSON object: rounds_completed, clients, dropped (ids per round),
-backend, killed, accuracy, seconds.
+backend, killed, accuracy, federated_accuracy (the last round's federated evaluation),
+seconds.
 """
 
 from __future__ import annotations
@@ -161,10 +162,15 @@ def main(argv: list[str] | None = None) -> int:
               f"dropped {dict(rec.dropped)}, released {list(rec.released)}, "
               f"{rec.seconds:.2f} s")
     print(f"final model: accuracy {acc:.3f} on 2000 held-out examples")
+    fed = summary.last_federated_evaluation
+    if fed is not None:
+        print(f"last federated evaluation: loss {fed.loss:.4f}, accuracy "
+              f"{fed.metrics['accuracy']:.3f} over {fed.num_clients} clients' data")
     print(json.dumps({
         "rounds_completed": summary.rounds_completed, "clients": args.clients,
         "dropped": {str(k): v for k, v in summary.dropped_by_round().items()},
         "backend": summary.backend, "killed": killed, "accuracy": round(acc, 4),
+        "federated_accuracy": None if fed is None else round(fed.metrics["accuracy"], 4),
         "seconds": round(time.monotonic() - start, 2),
     }))
     return 0 if summary.rounds_completed == args.rounds else 1

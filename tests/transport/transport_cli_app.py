@@ -29,3 +29,31 @@ def client_app(client_id: int):  # type: ignore[no-untyped-def]
         return [parameters[0] + 0.25], 1 + client_id, {}
 
     return fit
+
+
+def budget_server_app():  # type: ignore[no-untyped-def]
+    """FedAvg with client-side DP whose budget allows one round, and evaluation."""
+    import dp
+
+    def make(budget):  # type: ignore[no-untyped-def]
+        return dp.ClientSideFixedClipping(
+            secagg.FedAvg(metrics=("acc",), min_evaluate_clients=2), noise_multiplier=1.0,
+            clipping_norm=1.0, num_clients=2, epsilon_budget=budget)
+
+    probe = make(None)
+    return make((probe.epsilon_after(1) + probe.epsilon_after(2)) / 2), [np.zeros(4)]
+
+
+class _Evaluating:
+    def __init__(self, client_id: int) -> None:
+        self.client_id = client_id
+
+    def fit(self, parameters, config):  # type: ignore[no-untyped-def]
+        return [parameters[0] + 0.25], 1 + self.client_id, {}
+
+    def evaluate(self, parameters, config):  # type: ignore[no-untyped-def]
+        return float(self.client_id), 1.0, {"acc": 0.5}
+
+
+def evaluating_client_app(client_id: int):  # type: ignore[no-untyped-def]
+    return _Evaluating(client_id)

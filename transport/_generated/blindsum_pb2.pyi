@@ -17,6 +17,7 @@ class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KIND_ROUND_END: _ClassVar[Kind]
     KIND_FINISHED: _ClassVar[Kind]
     KIND_ABORT: _ClassVar[Kind]
+    KIND_EVALUATE: _ClassVar[Kind]
 KIND_UNSPECIFIED: Kind
 KIND_FIT: Kind
 KIND_READY: Kind
@@ -25,6 +26,7 @@ KIND_NO_REPLY: Kind
 KIND_ROUND_END: Kind
 KIND_FINISHED: Kind
 KIND_ABORT: Kind
+KIND_EVALUATE: Kind
 
 class Value(_message.Message):
     __slots__ = ("bool_value", "int_value", "float_value", "string_value")
