@@ -388,7 +388,7 @@ def plot(path: Path, rows: Sequence[Row], setup: Setup) -> None:
     for ax, eps in zip(axes[0], setup.epsilons, strict=True):
         for n in setup.clients:
             central = next(r.central_mse for r in rows if (r.clients, r.epsilon) == (n, eps))
-            ax.axhline(central, color=colours.get(n, "k"), lw=2.5, alpha=0.35,
+            ax.axhline(central, color=colours.get(n, "k"), lw=3, alpha=0.3,
                        label=f"n={n} central Gaussian")
             for mech in setup.mechanisms:
                 for g in setup.growths:
@@ -396,12 +396,14 @@ def plot(path: Path, rows: Sequence[Row], setup: Setup) -> None:
                            r.epsilon) == (n, mech, g, eps) and r.mse is not None]
                     if pts:
                         ax.plot(*zip(*pts, strict=True), style[mech], marker=marker[g],
-                                color=colours.get(n, "k"), ms=4, label=f"n={n} {mech} {g}")
+                                color=colours.get(n, "k"), ms=5, mfc="none" if g == "sqrt" else None,
+                                label=f"n={n} {mech} {g}")
         ax.set(xlabel="bits per coordinate (SecAgg+ modulus 2^bits)", ylabel="MSE",
                yscale="log", title=f"epsilon={eps:g}, delta={DELTA:g}, d={setup.dim}")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0.0, 0.0, 0.86, 1.0))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
