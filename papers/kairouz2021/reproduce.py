@@ -1,7 +1,7 @@
 """Reproduce the distributed mean estimation (DME) experiment of Kairouz, Liu, Steinke 2021.
 
 "The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure
-Aggregation" (ICML 2021, arXiv:2102.06387), Sec. 6 and the authors' ``dme_run.py``
+Aggregation" (ICML 2021, arXiv:2102.06387), Experiments section, and the authors' ``dme_run.py``
 (google-research/federated, ``distributed_dp/``): n = 100 and 1,000 clients each hold a
 random vector of L2 norm c = 1 in d = 250 dimensions; the server estimates their mean
 under (epsilon, 1e-5)-DP. We compare the mean squared error (per coordinate, as the
@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 DELTA = 1e-5
 PAPER_CLAIM = ("\"our solution is essentially able to match the accuracy to central "
                "differential privacy with less than 16 bits of precision per value\" "
-               "(KLS 2021, abstract; DME in Sec. 6)")
+               "(KLS 2021, abstract; DME in the Experiments section)")
 MATCH = 1.1  # "matches central": MSE within 10% of the central Gaussian's
 Z_RANGE = (0.05, 500.0)
 
