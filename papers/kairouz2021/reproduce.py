@@ -1,8 +1,8 @@
 """Reproduce the distributed mean estimation (DME) experiment of Kairouz, Liu, Steinke 2021.
 
 "The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure
-Aggregation" (ICML 2021, arXiv:2102.06387), Experiments section, and the authors' ``dme_run.py``
-(google-research/federated, ``distributed_dp/``): n = 100 and 1,000 clients each hold a
+Aggregation" (ICML 2021, arXiv:2102.06387), Experiments section, and the authors'
+``dme_run.py`` (google-research/federated, ``distributed_dp/``): n = 100 and 1,000 clients each hold a
 random vector of L2 norm c = 1 in d = 250 dimensions; the server estimates their mean
 under (epsilon, 1e-5)-DP. We compare the mean squared error (per coordinate, as the
 authors' script computes it) of
@@ -107,6 +107,7 @@ class EndToEnd:
     epsilon: float
     bits: int
     rounds: int
+    threshold: int | None
     same_config: bool
     max_abs_diff: float
     mse_protocol: float
@@ -236,11 +237,12 @@ def end_to_end(setup: Setup, rows: Sequence[Row], log: Callable[[str], None]) ->
                                    bits=bits)
     _, cfg = backend.round_parameters(num_clients=n, dim=setup.dim)
     rng = np.random.default_rng([setup.seed, 7])
-    diffs, mses, t0 = [], [], time.perf_counter()
+    diffs, mses, t0, threshold = [], [], time.perf_counter(), None
     for r in range(setup.e2e_rounds):
         xs = unit_vectors(rng, n, setup.dim, setup.clip)
         out = simulate(clients=n, dim=setup.dim, backend=backend, inputs=xs, seed=r)
         mses.append(float(np.mean(np.square((out.aggregate - out.expected) / n))))
+        threshold = out.threshold
         rngs = [np.random.default_rng([r, c]) for c in range(n)]
         direct = direct_sum(xs, cfg, rotation_seed(0), rngs)
         diffs.append(float(np.max(np.abs(direct - out.aggregate))))
@@ -249,7 +251,7 @@ def end_to_end(setup: Setup, rows: Sequence[Row], log: Callable[[str], None]) ->
     table = next((row.mse for row in rows if (row.clients, row.mechanism, row.growth,
                   row.epsilon, row.bits) == (n, "dgauss", "linear", eps, bits)), None)
     return EndToEnd(clients=n, mechanism="dgauss", epsilon=eps, bits=bits,
-                    rounds=setup.e2e_rounds, same_config=cfg == make(z),
+                    rounds=setup.e2e_rounds, threshold=threshold, same_config=cfg == make(z),
                     max_abs_diff=max(diffs), mse_protocol=float(np.mean(mses)),
                     mse_direct=table,
                     seconds_per_round=(time.perf_counter() - t0) / setup.e2e_rounds)
@@ -342,7 +344,7 @@ def e2e_text(e: EndToEnd) -> str:
     direct = "n/a" if e.mse_direct is None else f"{e.mse_direct:.3e}"
     agree = "" if e.mse_direct is None else f" (ratio {e.mse_protocol / e.mse_direct:.2f})"
     return (f"End to end through secagg.simulate + DistributedDPBackend (SecAgg+, all "
-            f"neighbours, threshold n-1): n={e.clients}, {e.mechanism}, bits={e.bits}, "
+            f"neighbours, threshold {e.threshold}): n={e.clients}, {e.mechanism}, bits={e.bits}, "
             f"epsilon={e.epsilon:g}, {e.rounds} round(s), {e.seconds_per_round:.1f} s/round. "
             f"Backend's DP configuration identical to the direct path's: {e.same_config}; "
             f"max |protocol aggregate - direct aggregate| = {e.max_abs_diff:g} "
