@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import platform
@@ -45,7 +46,6 @@ import numpy as np
 
 import dp
 from dp._ddp_backend import DistributedDPBackend, rotation_seed
-from dp._distributed_rdp import DEFAULT_ORDERS, rdp_to_epsilon
 from dp._granularity import NormGrowth
 
 HERE = Path(__file__).resolve().parent
@@ -118,11 +118,16 @@ class EndToEnd:
 # ---------------------------------------------------------------------------- calibration
 
 
+@functools.cache
 def central_multiplier(epsilon: float, *, delta: float = DELTA) -> float:
-    """Smallest z (bisection) for which the Gaussian mechanism, RDP alpha/(2 z^2), meets epsilon."""
-    orders = np.array(DEFAULT_ORDERS)
-    return _bisect(lambda z: rdp_to_epsilon(orders, orders / (2.0 * z * z), delta=delta)[0],
-                   epsilon)
+    """Smallest z for which one release of the Gaussian mechanism meets epsilon.
+
+    The library's RDP accountant (:func:`dp.calibrate_noise`, no sampling, one step):
+    the same orders and RDP -> (epsilon, delta) conversion as
+    :func:`dp.distributed_epsilon`.
+    """
+    return dp.calibrate_noise(target_epsilon=epsilon, delta=delta, sample_rate=1.0, steps=1,
+                              accountant="rdp", rtol=1e-9).noise_multiplier
 
 
 def make_config(*, clients: int, bits: int, z: float, mechanism: dp.Mechanism,
