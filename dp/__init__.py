@@ -29,6 +29,11 @@ from dp._clipping import (
     next_clip,
     update_noise_multiplier,
 )
+
+# The strategy wrappers import the Strategy contract from secagg (allowed for wrappers,
+# not for the core above): they come last so that the core never depends on them.
+from dp._ddp_backend import DistributedDPBackend
+from dp._ddp_wrapper import DistributedDP
 from dp._distributed import (
     DistributedDPConfig,
     Mechanism,
@@ -77,12 +82,11 @@ from dp._mechanisms import (
 )
 from dp._pld import PldAccountant
 from dp._rdp import DEFAULT_ORDERS, RdpAccountant, rdp_of, rdp_to_delta, rdp_to_epsilon
-
-# The strategy wrappers import the Strategy contract from secagg (allowed for wrappers,
-# not for the core above): they come last so that the core never depends on them.
 from dp._wrappers import ClientSideFixedClipping, PrivacyWrapper
 
 __all__: list[str] = [
+    "DistributedDP",
+    "DistributedDPBackend",
     "DPError",
     "DPValueError",
     "BudgetExceededError",

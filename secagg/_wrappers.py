@@ -10,6 +10,7 @@ adds noise on the server and averages.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import ClassVar
 
 from secagg._backend import AggregateResult, Backend
@@ -227,14 +228,32 @@ class SecureAggregation(StrategyWrapper):
             ConfigurationError: no ``k`` and ``t`` meet the targets for this many clients,
                 or the explicit ones do not fit (for example ``threshold > k + 1``).
         """
+        hook = _find_hook(self.strategy, "secure_fit_backend")
+        if hook is not None and purpose == "fit":  # distributed DP: its encoding, our settings
+            k = self.num_neighbours
+            backend: Backend = hook(num_clients=num_clients, neighbours="all" if k is None else k,
+                                    threshold=self.threshold, dropout=self.dropout_rate)
+            return backend
         inner = StrategyWrapper.backend(self, server_round=server_round,
                                         num_clients=num_clients, purpose=purpose)
-        if inner is not None:
+        if inner is not None and hook is None:
             raise ConfigurationError(
                 f"the wrapped strategy asks for backend {getattr(inner, 'name', inner)!r}, but "
                 "SecureAggregation decides the backend; do not stack two backend choices"
             )
         return _secagg_plus(self, num_clients, purpose)
+
+
+def _find_hook(strategy: Strategy, name: str) -> Callable[..., Backend] | None:
+    """The first wrapped strategy's method ``name`` (for example a distributed-DP
+    wrapper's ``secure_fit_backend``), or ``None``."""
+    current: Strategy | None = strategy
+    while current is not None:
+        hook = getattr(current, name, None)
+        if callable(hook):
+            return hook
+        current = current.strategy if isinstance(current, StrategyWrapper) else None
+    return None
 
 
 def _uniform_weights(strategy: Strategy) -> bool:
