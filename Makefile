@@ -22,6 +22,7 @@ $(PLOT_STAMP): $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/blindsum simulate --clients 100 --dim 100000 --dropout 0.1 --drop-stage masked --seed 1
+	$(BIN)/python examples/quickstart/run.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,20 @@ The core (mechanisms, clipping, accounting) is pure and imports nothing from
 :mod:`secagg` or :mod:`transport`.
 """
 
+from dp._accountant import PrivacyAccountant
+from dp._analytic import gaussian_delta, gaussian_epsilon
+from dp._calibrate import (
+    AccountResult,
+    Calibration,
+    account,
+    calibrate_noise,
+    epsilon_over_rounds,
+    make_accountant,
+    max_rounds,
+    round_event,
+)
+from dp._central import CentralAdaptiveClipping, CentralFixedClipping
+from dp._client_wrappers import ClientSideAdaptiveClipping, LocalDifferentialPrivacy
 from dp._clipping import (
     AdaptiveClipConfig,
     AdaptiveClipper,
@@ -15,6 +29,11 @@ from dp._clipping import (
     next_clip,
     update_noise_multiplier,
 )
+
+# The strategy wrappers import the Strategy contract from secagg (allowed for wrappers,
+# not for the core above): they come last so that the core never depends on them.
+from dp._ddp_backend import DistributedDPBackend
+from dp._ddp_wrapper import DistributedDP
 from dp._distributed import (
     DistributedDPConfig,
     Mechanism,
@@ -34,7 +53,24 @@ from dp._distributed_rdp import (
     rounded_l2_bound,
     skellam_rdp,
 )
-from dp._errors import DPError, DPValueError
+from dp._errors import (
+    BudgetExceededError,
+    CalibrationError,
+    DPError,
+    DPValueError,
+    UnsupportedEventError,
+)
+from dp._events import (
+    Composed,
+    DiscreteGaussian,
+    DPEvent,
+    Gaussian,
+    Laplace,
+    PoissonSampled,
+    SampledWithoutReplacement,
+    SelfComposed,
+    Skellam,
+)
 from dp._granularity import choose_gamma
 from dp._mechanisms import (
     discrete_gaussian_noise,
@@ -44,10 +80,22 @@ from dp._mechanisms import (
     secure_generator,
     skellam_noise,
 )
+from dp._pld import PldAccountant
+from dp._rdp import DEFAULT_ORDERS, RdpAccountant, rdp_of, rdp_to_delta, rdp_to_epsilon
+from dp._wrappers import ClientSideFixedClipping, PrivacyWrapper
 
 __all__: list[str] = [
+    "DistributedDP",
+    "DistributedDPBackend",
     "DPError",
     "DPValueError",
+    "BudgetExceededError",
+    "PrivacyWrapper",
+    "ClientSideFixedClipping",
+    "ClientSideAdaptiveClipping",
+    "LocalDifferentialPrivacy",
+    "CentralFixedClipping",
+    "CentralAdaptiveClipping",
     "secure_generator",
     "gaussian_noise",
     "laplace_noise",
@@ -79,4 +127,34 @@ __all__: list[str] = [
     "dgauss_sum_rdp",
     "dgauss_sum_rdp_worst",
     "skellam_rdp",
+    # accounting (dp-acct)
+    "UnsupportedEventError",
+    "BudgetExceededError",
+    "CalibrationError",
+    "DPEvent",
+    "Gaussian",
+    "Laplace",
+    "DiscreteGaussian",
+    "Skellam",
+    "PoissonSampled",
+    "SampledWithoutReplacement",
+    "SelfComposed",
+    "Composed",
+    "PrivacyAccountant",
+    "RdpAccountant",
+    "PldAccountant",
+    "DEFAULT_ORDERS",
+    "rdp_of",
+    "rdp_to_epsilon",
+    "rdp_to_delta",
+    "gaussian_delta",
+    "gaussian_epsilon",
+    "AccountResult",
+    "Calibration",
+    "round_event",
+    "make_accountant",
+    "account",
+    "epsilon_over_rounds",
+    "calibrate_noise",
+    "max_rounds",
 ]

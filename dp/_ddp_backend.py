@@ -7,11 +7,11 @@ the noisy sum with :func:`~dp.decode_sum`. Nobody, the server included, sees an
 un-noised sum.
 
 Honest accounting about dropouts: the server can only finish a round when every
-survivor's self mask has ``t`` shares among the other survivors, so at least
-``t + 1`` inputs (and their noise) are in any released sum. The accountant assumes
-exactly that many, ``min_clients = min(t + 1, E)`` with ``E`` the expected
-survivors; a sum over fewer is refused. By default ``t = E - 1``, so that with no
-more dropouts than expected the accounted and the actual noise coincide.
+survivor's self mask has ``t`` shares among the survivors (itself included), so at
+least ``t`` inputs (and their noise) are in any released sum. The accountant assumes
+exactly that many, ``min_clients = min(t, E)`` with ``E`` the expected survivors; a
+sum over fewer is refused. By default ``t = E``, so that with no more dropouts than
+expected the accounted and the actual noise coincide.
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ class DistributedDPBackend:
         expected_dropout: the fraction of sampled clients expected to drop; each
             client's noise share is sized for the expected survivors.
         neighbours, threshold, identities: as :class:`~secagg.SecAggPlusBackend`;
-            ``threshold`` defaults to the expected survivors minus one.
+            ``threshold`` defaults to the expected survivors.
 
     Notes:
         Privacy: the released sum is DP even towards the server, provided the
         survivors' own noise stays secret; clients colluding with the server can
         subtract theirs, which lowers the noise by their share. Accounting covers every
-        survivor count from ``t + 1`` up; with more dropouts than the threshold allows
+        survivor count from ``t`` up; with more dropouts than the threshold allows
         the round fails rather than releasing a less-noised sum. Utility: the modular
         sum wraps (rarely, by the choice of the grid step) and rounding adds a little
         error; ``bits`` too small for the noise and the number of clients is refused.
@@ -103,11 +103,11 @@ class DistributedDPBackend:
             raise ConfigurationError(f"distributed DP needs at least 2 clients, got {num_clients}")
         expected = max(2, math.ceil(num_clients * (1.0 - self.expected_dropout)))
         degree = num_clients - 1 if self.neighbours == "all" else min(int(self.neighbours), num_clients - 1)
-        t = self.threshold if self.threshold is not None else min(expected - 1, degree)
+        t = self.threshold if self.threshold is not None else min(expected, degree + 1)
         secagg = SecAggPlusBackend(neighbours=self.neighbours, threshold=t, encoding="words",
                                    modulus_bits=self.bits, identities=self.identities)
         cfg = DistributedDPConfig(dim=dim, bits=self.bits, clip=self.clip, noise_multiplier=self.noise_multiplier,
-                                  expected_clients=expected, min_clients=min(t + 1, expected),
+                                  expected_clients=expected, min_clients=min(t, expected),
                                   max_clients=num_clients, mechanism=self.mechanism)  # type: ignore[arg-type]
         return secagg, cfg
 

@@ -39,10 +39,8 @@ import numpy as np
 from dp._argcheck import check_finite_array, check_int, check_open_unit, check_positive, check_rng
 from dp._clipping import clip_l2
 from dp._distributed_rdp import (
-    DEFAULT_ORDERS,
     dgauss_sum_rdp,
     dgauss_sum_rdp_worst,
-    rdp_to_epsilon,
     rounded_l1_bound,
     rounded_l2_bound,
     skellam_rdp,
@@ -50,6 +48,7 @@ from dp._distributed_rdp import (
 from dp._errors import DPError, DPValueError
 from dp._granularity import NormGrowth, choose_gamma, signal_var, wrap_bound
 from dp._mechanisms import discrete_gaussian_noise, skellam_noise
+from dp._rdp import DEFAULT_ORDERS, rdp_to_epsilon
 from dp._rotation import SharedSeed, padded_dim, rotate, unrotate
 
 __all__ = [
@@ -361,7 +360,8 @@ def distributed_epsilon(
     """
     t = check_int("rounds", rounds, minimum=1)
     rdp = distributed_rdp(cfg, orders=orders, num_survivors=num_survivors)
-    return rdp_to_epsilon(orders, t * rdp, delta=delta)
+    eps, order = rdp_to_epsilon(np.asarray(orders, dtype=np.float64), t * rdp, delta)
+    return float(eps), float(order)
 
 
 def _dgauss_variance(sigma: float) -> float:

@@ -15,12 +15,8 @@ Sources (facts, not code):
   Federated Learning" (NeurIPS 2021), Corollary 3.6: for symmetric Skellam noise of
   variance V and integer order alpha > 1, ``eps(alpha) <= alpha D2^2/(2 V) +
   min(((2 alpha - 1) D2^2 + 6 D1)/(4 V^2), 3 D1/(2 V))``.
-* Balle, Barthe, Gaboardi, Hsu, Sato (AISTATS 2020): the RDP to (epsilon, delta)
-  conversion used by dp_accounting and opacus.
-
-``rdp_to_epsilon`` and ``DEFAULT_ORDERS`` duplicate what the accounting branch
-(dp-acct: ``dp._rdp``) provides; they are kept small, tested and *not* re-exported
-from :mod:`dp` (the names would clash), to be replaced by those once merged.
+The conversion to (epsilon, delta) and the default orders are the accountant's
+(:mod:`dp._rdp`).
 """
 
 from __future__ import annotations
@@ -30,26 +26,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dp._argcheck import check_int, check_nonnegative, check_open_unit, check_positive
+from dp._argcheck import check_int, check_nonnegative, check_positive
 from dp._errors import DPValueError
 
 __all__ = [
-    "DEFAULT_ORDERS",
     "rounded_l2_bound",
     "rounded_l1_bound",
     "dgauss_sum_rdp",
     "dgauss_sum_rdp_worst",
     "skellam_rdp",
-    "rdp_to_epsilon",
 ]
-
-#: dp_accounting's default orders, extended with 128..1024 for small epsilons.
-DEFAULT_ORDERS: tuple[float, ...] = (
-    tuple(1.0 + x / 10.0 for x in range(1, 100))
-    + tuple(float(a) for a in range(11, 64))
-    + (128.0, 256.0, 512.0, 1024.0)
-)
-
 
 def rounded_l2_bound(*, l2: float, beta: float, dim: int) -> float:
     """L2 norm bound of a vector of norm <= ``l2`` after conditional rounding.
@@ -186,37 +172,6 @@ def skellam_rdp(
     d1 = check_nonnegative("l1", l1)
     extra = np.minimum(((2.0 * a - 1.0) * d2 + 6.0 * d1) / (4.0 * v * v), 3.0 * d1 / (2.0 * v))
     return a * d2 / (2.0 * v) + extra
-
-
-def rdp_to_epsilon(
-    orders: Sequence[float] | np.ndarray, rdp: Sequence[float] | np.ndarray, *, delta: float
-) -> tuple[float, float]:
-    """The smallest epsilon over the orders, and the order that gives it.
-
-    Uses Balle et al. 2020 (Proposition 12), as dp_accounting does:
-    ``eps = rdp + log((alpha-1)/alpha) - (log delta + log alpha)/(alpha - 1)`` for
-    orders above 1.01 (the bound is numerically unstable below), epsilon 0 where
-    ``delta^2 > 1 - exp(-rdp)`` (Pinsker-type bound via the KL divergence), clamped
-    at 0. Infinite RDP values give infinite candidates.
-
-    Raises:
-        DPValueError: ``delta`` not in (0, 1); an order is not finite and > 1;
-            ``rdp`` has another length than ``orders`` or holds NaN or negative
-            values.
-    """
-    d = check_open_unit("delta", delta)
-    a = _orders(orders)
-    r = np.asarray(rdp, dtype=np.float64)
-    if r.shape != a.shape:
-        raise DPValueError(f"rdp must have one value per order ({a.shape[0]}), got {r.shape}")
-    if np.any(np.isnan(r)) or np.any(r < 0):
-        raise DPValueError("rdp must hold non-negative numbers (inf allowed)")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eps = r + np.log1p(-1.0 / a) - (math.log(d) + np.log(a)) / (a - 1.0)
-    eps = np.where(a > 1.01, eps, np.inf)
-    eps = np.where(d * d + np.expm1(-r) > 0.0, 0.0, eps)
-    best = int(np.argmin(eps))
-    return max(0.0, float(eps[best])), float(a[best])
 
 
 def _orders(orders: Sequence[float] | np.ndarray) -> np.ndarray:

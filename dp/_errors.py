@@ -36,7 +36,13 @@ class UnsupportedEventError(DPError, ValueError):
 
 
 class BudgetExceededError(DPError, ValueError):
-    """Spending would exceed a privacy budget of (``epsilon``, ``delta``)."""
+    """Spending would exceed a privacy budget of (``epsilon``, ``delta``).
+
+    ``stops_training`` tells training loops (``secagg.run_federated``, the coordinator)
+    that this is the end of training, not a failure: keep the model, stop.
+    """
+
+    stops_training = True
 
     def __init__(self, *, epsilon: float, delta: float, spent_epsilon: float) -> None:
         super().__init__(

@@ -87,6 +87,7 @@ class SecAggPlusClient:
         self._peers: dict[int, m.PeerKeys] = {}
         self._inbox: dict[int, bytes] = {}
         self._box_keys: dict[int, bytes] = {}
+        self._own_share = np.zeros(m.LIMBS, dtype=np.uint32)
         self._handlers: dict[ClientStage, Callable[..., object]] = {
             ClientStage.AWAIT_ADVERTISE: self._advertise,
             ClientStage.AWAIT_SHARE_KEYS: self._share_keys,
@@ -146,8 +147,8 @@ class SecAggPlusClient:
         peers = msg.peers()
         if self.client_id in peers:
             raise self._refuse("it is listed as its own neighbour")
-        if not cfg.threshold <= len(peers) <= cfg.neighbours:
-            raise self._refuse(f"{len(peers)} neighbours, need {cfg.threshold}..{cfg.neighbours}")
+        if not cfg.threshold - 1 <= len(peers) <= cfg.neighbours:
+            raise self._refuse(f"{len(peers)} neighbours, need {cfg.threshold - 1}..{cfg.neighbours}")
         own = {self._enc.public_bytes, self._mask.public_bytes}
         keys = [k for p in peers.values() for k in (p.encryption_key, p.mask_key)]
         if own & set(keys) or len(set(keys)) != len(keys):
@@ -157,10 +158,13 @@ class SecAggPlusClient:
         self._peers = peers
         ids = sorted(peers)
         secrets = _shamir.secret_to_limbs([self._seed, self._mask.private_bytes()])
-        shares = _shamir.split(secrets, np.array([share_point(v) for v in ids]), cfg.threshold)
-        share_bytes = shares.astype("<u4").reshape(len(ids), -1)
+        holders = sorted([*ids, self.client_id])  # the client keeps a share of its own
+        shares = _shamir.split(secrets, np.array([share_point(v) for v in holders]), cfg.threshold)
+        share_bytes = dict(zip(holders, shares.astype("<u4").reshape(len(holders), -1), strict=True))
+        self._own_share = share_bytes[self.client_id][: m.LIMBS].copy()  # its self-mask share
         cts = []
-        for v, share in zip(ids, share_bytes, strict=True):
+        for v in ids:
+            share = share_bytes[v]
             try:
                 key = self._pair_key("share_key", self._enc, peers[v].encryption_key, v)
             except ValueError:
@@ -179,7 +183,7 @@ class SecAggPlusClient:
         unknown = set(inbox) - set(self._peers)
         if unknown:
             raise self._refuse(f"ciphertexts from non-neighbours {sorted(unknown)}")
-        if len(inbox) < cfg.threshold:
+        if len(inbox) + 1 < cfg.threshold:
             raise self._refuse(f"only {len(inbox)} neighbours remain, threshold is {cfg.threshold}")
         self._inbox = inbox
         expander = _crypto.MaskExpander(words.shape[0], words.dtype)
@@ -224,6 +228,8 @@ class SecAggPlusClient:
         if len(survivors) + 1 < cfg.threshold:
             raise self._refuse(f"only {len(survivors)} surviving neighbours, threshold is {cfg.threshold}")
         found: dict[str, tuple[list[int], list[bytes]]] = {"self_mask": ([], []), "mask_key": ([], [])}
+        found["self_mask"][0].append(self.client_id)  # it survived: its own self-mask share
+        found["self_mask"][1].append(self._own_share.astype("<u4").tobytes())
         for owner in sorted(survivors | dropped):
             try:
                 plain = self._open(owner)

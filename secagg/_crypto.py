@@ -113,13 +113,15 @@ class KeyPair:
     def private_bytes(self) -> bytes:
         return self.private.private_bytes_raw()
 
-    def exchange(self, peer_public: bytes) -> bytes:
-        """The X25519 shared secret with ``peer_public``.
+    def exchange(self, peer_public: bytes | X25519PublicKey) -> bytes:
+        """The X25519 shared secret with ``peer_public`` (raw bytes or a parsed key).
 
         Raises:
             ValueError: the peer key is malformed or a low-order point.
         """
-        return self.private.exchange(X25519PublicKey.from_public_bytes(peer_public))
+        if isinstance(peer_public, bytes):
+            peer_public = X25519PublicKey.from_public_bytes(peer_public)
+        return self.private.exchange(peer_public)
 
     def __repr__(self) -> str:
         return f"KeyPair(public={self.public_bytes.hex()[:16]}...)"

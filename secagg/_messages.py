@@ -49,7 +49,12 @@ def _check_key(name: str, key: bytes) -> None:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class RoundConfig:
-    """What every client must know to take part in a round (sent in the first request)."""
+    """What every client must know to take part in a round (sent in the first request).
+
+    Every client holds one share of its own secrets besides the ``neighbours`` shares
+    it hands out (as in Bonawitz et al. and Google's implementation), so a secret has
+    ``neighbours + 1`` shares and ``threshold`` of them recover it.
+    """
 
     round_id: int
     num_clients: int
@@ -68,8 +73,9 @@ class RoundConfig:
             raise ValueError(f"num_clients must be >= 2, got {self.num_clients}")
         if not 1 <= self.neighbours <= self.num_clients - 1:
             raise ValueError(f"neighbours must be in 1..{self.num_clients - 1}, got {self.neighbours}")
-        if not 1 <= self.threshold <= self.neighbours:
-            raise ValueError(f"threshold must be in 1..neighbours ({self.neighbours}), got {self.threshold}")
+        if not 2 <= self.threshold <= self.neighbours + 1:
+            raise ValueError(f"threshold must be in 2..neighbours + 1 ({self.neighbours + 1}), "
+                             f"got {self.threshold}")
         if self.dim < 1:
             raise ValueError(f"dim must be >= 1, got {self.dim}")
         if not (math.isfinite(self.clip) and self.clip > 0 and math.isfinite(self.scale) and self.scale > 0):

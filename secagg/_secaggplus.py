@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from secagg._client import SecAggPlusClient
 from secagg._errors import ConfigurationError
 from secagg._messages import RoundConfig
+from secagg._params import find_parameters
 from secagg._quantize import Quantizer
 from secagg._server import SecAggPlusServer
 
@@ -22,10 +24,18 @@ class SecAggPlusBackend:
     """Secure aggregation by SecAgg+ masking (Bell et al. 2020, Bonawitz et al. 2017).
 
     Parameters:
-        neighbours: degree ``k`` of the neighbour graph; ``"all"`` for the complete
-            graph of the original SecAgg.
-        threshold: shares ``t`` needed to recover a secret; by default a strict
-            majority of the neighbours, ``k // 2 + 1``.
+        neighbours: degree ``k`` of the neighbour graph (even, or at least n - 1);
+            ``"all"`` for the complete graph of the original SecAgg; ``None`` (default)
+            to let :func:`~secagg.find_parameters` choose ``k`` and ``t`` for the round's
+            n from ``dropout``, ``corrupt`` and ``threat``, as Google's production SecAgg
+            does (40-bit security, 20-bit correctness).
+        threshold: shares ``t`` needed to recover a secret, out of the ``k + 1`` each
+            secret has (every client keeps one of its own). By default: the finder's; for
+            the complete graph ``ceil(n (1 - dropout))`` (Google's rule); for a given
+            ``k`` a strict majority, ``(k + 1) // 2 + 1``.
+        dropout, corrupt, threat: the expected fraction of clients that drop, the
+            fraction that may collude with the server, and ``"semi-honest"`` or
+            ``"semi-malicious"``, for choosing ``k`` and ``t``.
         clip: inputs are clipped to ``[-clip, clip]`` before quantisation.
         modulus_bits: the sum is computed modulo ``2^modulus_bits`` (16, 32 or 64-bit words).
         max_weight: largest integer weight a client may use (its example count, say).
@@ -50,8 +60,11 @@ class SecAggPlusBackend:
         modulus is the default.
     """
 
-    neighbours: int | str = "all"
+    neighbours: int | str | None = None
     threshold: int | None = None
+    dropout: float = 0.1
+    corrupt: float = 0.05
+    threat: str = "semi-honest"
     clip: float = 1.0
     modulus_bits: int = 32
     max_weight: int = 1
@@ -61,12 +74,14 @@ class SecAggPlusBackend:
     name: str = dataclasses.field(default="secagg+", init=False)
 
     def __post_init__(self) -> None:
-        if not (self.neighbours == "all" or (isinstance(self.neighbours, int) and self.neighbours >= 1)):
-            raise ConfigurationError(f"neighbours must be a positive integer or 'all', got {self.neighbours!r}")
+        if not (self.neighbours in (None, "all") or (isinstance(self.neighbours, int) and self.neighbours >= 2)):
+            raise ConfigurationError(f"neighbours must be an integer >= 2, 'all' or None, got {self.neighbours!r}")
+        if not (0 <= self.dropout < 1 and 0 <= self.corrupt < 1):
+            raise ConfigurationError(f"dropout and corrupt must be in [0, 1), got {self.dropout}, {self.corrupt}")
         if self.encoding not in ("quantize", "words"):
             raise ConfigurationError(f"encoding must be 'quantize' or 'words', got {self.encoding!r}")
-        if self.threshold is not None and self.threshold < 1:
-            raise ConfigurationError(f"threshold must be >= 1, got {self.threshold}")
+        if self.threshold is not None and self.threshold < 2:
+            raise ConfigurationError(f"threshold must be >= 2 (one share would be the secret), got {self.threshold}")
 
     def round_config(self, *, round_id: int, num_clients: int, dim: int) -> RoundConfig:
         """The configuration every client of a round receives.
@@ -77,11 +92,10 @@ class SecAggPlusBackend:
         """
         if num_clients < 2:
             raise ConfigurationError(f"secure aggregation needs at least 2 clients, got {num_clients}")
-        k = num_clients - 1 if self.neighbours == "all" else min(int(self.neighbours), num_clients - 1)
-        t = self.threshold if self.threshold is not None else k // 2 + 1
-        if t > k:
-            raise ConfigurationError(f"threshold {t} exceeds the {k} neighbours each client has: "
-                                     "lower threshold or raise neighbours")
+        k, t = self.graph_parameters(num_clients)
+        if t > k + 1:
+            raise ConfigurationError(f"threshold {t} exceeds the {k + 1} shares each secret has "
+                                     f"({k} neighbours and the client itself): lower threshold or raise neighbours")
         if self.encoding == "words":
             clip, scale = 1.0, 1.0
         else:
@@ -92,6 +106,24 @@ class SecAggPlusBackend:
                            dim=dim, clip=clip, scale=scale, modulus_bits=self.modulus_bits,
                            max_weight=self.max_weight, authenticated=self.identities is not None,
                            encoding=self.encoding)
+
+    def graph_parameters(self, num_clients: int) -> tuple[int, int]:
+        """The neighbour count ``k`` and threshold ``t`` for a round of ``num_clients``.
+
+        Raises:
+            ConfigurationError: an odd ``k`` below ``n - 1``, or parameters the finder
+                cannot satisfy.
+        """
+        n = num_clients
+        if self.neighbours is None:
+            found = find_parameters(clients=n, dropout=self.dropout, corrupt=self.corrupt, threat=self.threat)
+            return found.neighbours, self.threshold if self.threshold is not None else found.threshold
+        if self.neighbours == "all" or int(self.neighbours) >= n - 1:
+            return n - 1, self.threshold if self.threshold is not None else max(2, math.ceil(n * (1 - self.dropout)))
+        k = int(self.neighbours)
+        if k % 2:
+            raise ConfigurationError(f"neighbours must be even (a Harary graph), got {k}")
+        return k, self.threshold if self.threshold is not None else (k + 1) // 2 + 1
 
     def server_session(self, *, round_id: int, client_ids: tuple[int, ...], dim: int,
                        rng: np.random.Generator) -> SecAggPlusServer:

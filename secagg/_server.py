@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from secagg import _crypto, _shamir
 from secagg import _messages as m
@@ -64,11 +65,13 @@ class SecAggPlusServer:
         self._answered: set[int] = set()
         self._gone: set[int] = set()
         self.dropped_at: dict[int, str] = {}
+        self._closed: set[str] = set()
         self.faults: list[RemoteProtocolError] = []
         self.failure: RecoveryError | None = None
         self._outbox: dict[int, object] = {c: m.AdvertiseRequest(config=config) for c in client_ids}
         self._keys: dict[int, m.PeerKeys] = {}
         self._seen_keys: set[bytes] = set()
+        self._probe = _crypto.KeyPair.generate()  # checks advertised keys are usable
         self._graph: dict[int, np.ndarray] = {}
         self._commitments: dict[int, bytes] = {}
         self._cts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # sender -> (receivers, rows)
@@ -127,8 +130,13 @@ class SecAggPlusServer:
                                       "(unknown, dropped earlier, or already answered)")
         if client_id in self._answered:
             raise RemoteProtocolError(client_id, f"answered stage {self.stage} twice")
+        want = SERVER_EXPECTS[self._stage]
+        stale = [stage.value for stage, kind in SERVER_EXPECTS.items()
+                 if kind is not want and isinstance(message, kind) and stage.value in self._closed]
+        if stale:  # a late or repeated answer to a closed stage: refused, nothing changes
+            raise RemoteProtocolError(client_id, f"sent a {type(message).__name__} for the closed stage "
+                                      f"{stale[0]} during stage {self.stage}")
         try:
-            want = SERVER_EXPECTS[self._stage]
             if not isinstance(message, want):
                 raise RemoteProtocolError(client_id, f"sent {type(message).__name__} in stage "
                                           f"{self.stage}, expected {want.__name__}")
@@ -178,8 +186,9 @@ class SecAggPlusServer:
             weighted_sum, weight = words[:-1].astype(np.float64), float(words[-1])
         else:
             weighted_sum, weight = self.quantizer.dequantize(words)
+        left_out = sorted(set(self.dropped_at) - self._u3)  # late dropouts are still in the sum
         return AggregateResult(weighted_sum=weighted_sum, total_weight=weight,
-                               contributors=self.survivors, dropped=tuple(sorted(self.dropped_at)))
+                               contributors=self.survivors, dropped=tuple(left_out))
 
     def result_words(self) -> np.ndarray:
         """The sum of the survivors' quantised words modulo 2^modulus_bits."""
@@ -187,7 +196,7 @@ class SecAggPlusServer:
             raise self.failure
         if self._stage is not ServerStage.DONE:
             raise LocalProtocolError(f"result() in stage {self.stage}; the round is not done")
-        if self.config.modulus_bits % 8 == 0 and self.config.modulus_bits <= 64:
+        if self.config.modulus_bits == 8 * self._sum.dtype.itemsize:
             return self._sum.copy()
         return self._sum & self._sum.dtype.type((1 << self.config.modulus_bits) - 1)
 
@@ -199,6 +208,7 @@ class SecAggPlusServer:
 
     def _advance(self) -> None:
         closing = self._stage
+        self._closed.add(closing.value)
         try:
             self._closers[closing]()
         except RecoveryError as exc:
@@ -222,6 +232,11 @@ class SecAggPlusServer:
     def _on_advertise(self, cid: int, msg: m.AdvertiseKeys) -> None:
         if msg.encryption_key == msg.mask_key or {msg.encryption_key, msg.mask_key} & self._seen_keys:
             raise RemoteProtocolError(cid, "advertised a public key that is already in use")
+        for key in (msg.encryption_key, msg.mask_key):
+            try:  # a low-order point would make every key agreement with it fail (or leak)
+                self._probe.exchange(key)
+            except ValueError:
+                raise RemoteProtocolError(cid, "advertised an invalid (low-order) X25519 key") from None
         if self.config.authenticated:
             identity = self._identities.get(cid)
             payload = _crypto.advertised_payload(self.config.round_id, cid, msg.encryption_key, msg.mask_key)
@@ -247,7 +262,7 @@ class SecAggPlusServer:
 
     def _on_unmask(self, cid: int, msg: m.UnmaskShares) -> None:
         peers = self._mask_peers[cid]
-        allowed = {"self_mask": peers & self._u3, "mask_key": peers & (self._u2 - self._u3)}
+        allowed = {"self_mask": (peers & self._u3) | {cid}, "mask_key": peers & (self._u2 - self._u3)}
         for kind in _KINDS:
             owners, shares = getattr(msg, f"{kind}_owners"), getattr(msg, f"{kind}_shares")
             stray = set(owners.tolist()) - allowed[kind]
@@ -264,8 +279,8 @@ class SecAggPlusServer:
     def _close_advertise(self) -> None:
         u1 = sorted(self._answered - self._gone)
         t = self.config.threshold
-        if len(u1) < t + 1:
-            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t + 1}", {})
+        if len(u1) < t:
+            raise RecoveryError(f"only {len(u1)} clients advertised keys; threshold {t} needs at least {t}", {})
         k = min(self.config.neighbours, len(u1) - 1)
         graph = harary_graph(len(u1), k, self._rng)
         ids = np.array(u1, dtype=np.int64)
@@ -283,12 +298,12 @@ class SecAggPlusServer:
     def _close_share_keys(self) -> None:
         u2 = set(self._answered)
         t = self.config.threshold
-        short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) < t}
-        while short:  # a client with fewer than t live neighbours cannot be recovered
+        short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
+        while short:  # with fewer than t - 1 live neighbours a client's self mask is lost
             for u in short:
                 self.dropped_at.setdefault(u, ServerStage.SHARE_KEYS.value)
             u2 -= short
-            short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) < t}
+            short = {u for u in u2 if len(u2.intersection(self._graph[u].tolist())) + 1 < t}
         self._u2 = frozenset(u2)
         self._mask_peers = {u: frozenset(u2.intersection(self._graph[u].tolist())) for u in u2}
         senders = sorted(u2)
@@ -319,7 +334,7 @@ class SecAggPlusServer:
             self._outbox = {}
             return
         holders = u3 - self._gone
-        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in u3}
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in u3}
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - u3 if self._mask_peers[d] & u3})
         self._fail_if_short(needs, "too few clients remain to recover the masks")
@@ -351,7 +366,7 @@ class SecAggPlusServer:
 
     def _close_consistency(self) -> None:
         holders = frozenset(self._answered) - self._gone
-        needs = {(u, "self_mask"): len(self._mask_peers[u] & holders) for u in self._u3}
+        needs = {(u, "self_mask"): len((self._mask_peers[u] | {u}) & holders) for u in self._u3}
         needs.update({(d, "mask_key"): len(self._mask_peers[d] & holders)
                       for d in self._u2 - self._u3 if self._mask_peers[d] & self._u3})
         self._fail_if_short(needs, "too few clients signed the survivor set to recover the masks")
@@ -396,11 +411,14 @@ class SecAggPlusServer:
         for u in sorted(u3):
             expander.subtract(self._sum, _crypto.derive("self_mask", secrets[(u, "self_mask")],
                                                         round_id=cfg.round_id, a=u))
+        parsed: dict[int, X25519PublicKey] = {}  # each survivor's mask key, parsed once
         for d in dropped:
             key_pair = _crypto.KeyPair.from_private_bytes(secrets[(d, "mask_key")])
             for v in sorted(self._mask_peers[d] & u3):
                 lo, hi = sorted((v, d))
-                seed = _crypto.derive("pairwise_mask", key_pair.exchange(self._keys[v].mask_key),
+                if v not in parsed:
+                    parsed[v] = X25519PublicKey.from_public_bytes(self._keys[v].mask_key)
+                seed = _crypto.derive("pairwise_mask", key_pair.exchange(parsed[v]),
                                       round_id=cfg.round_id, a=lo, b=hi)
                 # survivor v added +mask when v < d and -mask otherwise; take it back out
                 (expander.subtract if v < d else expander.add)(self._sum, seed)

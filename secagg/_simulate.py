@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from secagg import _wire
 from secagg._backend import Backend
-from secagg._errors import RemoteProtocolError
+from secagg._errors import RemoteProtocolError, SecAggError
 from secagg._secaggplus import SecAggPlusBackend
 
 __all__ = ["simulate", "SimulationResult", "DROP_STAGES", "dropout_schedule"]
@@ -171,8 +171,8 @@ def simulate(
             try:
                 reply = sessions[cid].receive(_wire.decode(data, peer="server"))
                 rdata = _wire.encode(reply) if reply is not None else None
-            except RemoteProtocolError:
-                reply = rdata = None  # the client refused: to the server it simply vanished
+            except SecAggError:
+                reply = rdata = None  # the client refused or failed: to the server it vanished
             elapsed = time.perf_counter() - t0
             client_time[cid] += elapsed
             stage_client_time[stage] += elapsed

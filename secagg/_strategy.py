@@ -10,16 +10,35 @@ of the updates) and returns the new global parameters.
 
 Configs are flat mappings of scalars, sent to clients as they are. Keys starting with
 ``"blindsum."`` are reserved for the library (transforms and their parameters).
+
+Optional extensions, each a separate protocol so that a minimal strategy stays minimal
+(a coordinator checks them with ``isinstance``):
+
+- :class:`SamplingStrategy`: how many clients to sample for fit and for evaluation.
+- :class:`BackendStrategy`: the aggregation backend the strategy requires this round
+  (secure aggregation, or individual updates for a trusted server).
+- :class:`EvaluatingStrategy`: federated evaluation (clients send ``[loss, metrics...]``
+  as one flat vector with weight ``num_examples``, summed by the same backend as the
+  updates) and an optional server-side evaluation.
+
+What the client runtime must do with a fit config: weight its update with
+:func:`client_weight` and transform it with :func:`apply_update_transforms` (which may
+append coordinates: the server session's dimension is :func:`fit_dim`). With an
+evaluate config: build its input with :func:`evaluation_vector`, weight it with its
+number of examples.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from secagg._backend import AggregateResult
+from secagg._backend import AggregateResult, Backend
 
 __all__ = [
     "Parameters",
@@ -32,6 +51,18 @@ __all__ = [
     "register_update_transform",
     "apply_update_transforms",
     "TRANSFORMS_KEY",
+    "METRICS_KEY",
+    "WEIGHTING_KEY",
+    "SamplingStrategy",
+    "BackendStrategy",
+    "EvaluatingStrategy",
+    "EvaluateResult",
+    "client_weight",
+    "metric_names",
+    "evaluation_dim",
+    "evaluation_vector",
+    "EXTRA_COORDINATES_KEY",
+    "fit_dim",
 ]
 
 Parameters = list[np.ndarray]
@@ -40,6 +71,9 @@ Config = Mapping[str, Scalar]
 UpdateTransform = Callable[[np.ndarray, Config, np.random.Generator], np.ndarray]
 
 TRANSFORMS_KEY = "blindsum.transforms"
+METRICS_KEY = "blindsum.metrics"
+WEIGHTING_KEY = "blindsum.weighting"
+EXTRA_COORDINATES_KEY = "blindsum.extra_coordinates"
 _transforms: dict[str, UpdateTransform] = {}
 
 
@@ -62,6 +96,135 @@ class Strategy(Protocol):
     ) -> Parameters:
         """New global parameters from the old ones and the aggregate of the updates."""
         ...
+
+
+@runtime_checkable
+class SamplingStrategy(Protocol):
+    """A strategy that says how many of the available clients to sample."""
+
+    def num_fit_clients(self, num_available: int) -> int:
+        """Clients to sample for training; 0 means wait for more clients."""
+        ...
+
+    def num_evaluate_clients(self, num_available: int) -> int:
+        """Clients to sample for federated evaluation; 0 means skip it this round."""
+        ...
+
+
+@runtime_checkable
+class BackendStrategy(Protocol):
+    """A strategy that requires a particular aggregation backend.
+
+    The coordinator calls :meth:`backend` once per aggregation with the number of
+    sampled clients and ``purpose`` ``"fit"`` (updates) or ``"evaluate"`` (``[loss,
+    metrics...]``), and uses the returned backend instead of its default; ``None``
+    means "the coordinator's default is fine".
+    """
+
+    def backend(
+        self, *, server_round: int, num_clients: int, purpose: str = "fit"
+    ) -> Backend | None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluateResult:
+    """A round's evaluation: loss and named metrics (weighted means over examples).
+
+    ``num_examples`` is the total weight behind the means and ``num_clients`` how
+    many clients contributed (0 for a server-side evaluation).
+    """
+
+    loss: float
+    metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    num_examples: float = 0.0
+    num_clients: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "metrics", types.MappingProxyType({k: float(v) for k, v in self.metrics.items()})
+        )
+
+
+@runtime_checkable
+class EvaluatingStrategy(Protocol):
+    """Federated and server-side evaluation, an optional extension of :class:`Strategy`.
+
+    Per round, after ``aggregate_fit``, the coordinator:
+
+    1. calls ``evaluate(server_round, parameters)`` (server-side; ``None`` = none);
+    2. calls ``configure_evaluate(server_round, parameters)``; ``None`` skips federated
+       evaluation. Otherwise each sampled client runs ``evaluate(parameters, config) ->
+       (loss, num_examples, metrics)`` and submits ``evaluation_vector(loss, metrics,
+       config)`` with weight ``num_examples`` to the backend (a session of dimension
+       ``evaluation_dim(config)``), exactly as for a fit update;
+    3. passes the backend's result to ``aggregate_evaluate``.
+    """
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None: ...
+
+    def aggregate_evaluate(
+        self, server_round: int, parameters: Parameters, aggregate: AggregateResult
+    ) -> EvaluateResult: ...
+
+    def evaluate(self, server_round: int, parameters: Parameters) -> EvaluateResult | None: ...
+
+
+def client_weight(num_examples: float, config: Config) -> float:
+    """The weight a client gives its update: ``num_examples``, or 1 when the config says
+    ``"blindsum.weighting": "uniform"`` (DP wrappers do: a weight is unbounded influence).
+
+    Raises:
+        ValueError: ``num_examples`` is not positive and finite, or the weighting is unknown.
+    """
+    weighting = str(config.get(WEIGHTING_KEY, "examples"))
+    if not (math.isfinite(num_examples) and num_examples > 0):
+        raise ValueError(f"num_examples must be positive and finite, got {num_examples}")
+    if weighting == "examples":
+        return float(num_examples)
+    if weighting == "uniform":
+        return 1.0
+    raise ValueError(f"config {WEIGHTING_KEY!r} must be 'examples' or 'uniform', got {weighting!r}")
+
+
+def fit_dim(parameters: Sequence[np.ndarray], config: Config) -> int:
+    """The length of a fit input: the parameters' total size plus the coordinates that
+    update transforms append (``"blindsum.extra_coordinates"``, for example the
+    clipped-or-not bit of adaptive clipping). The server session needs it up front.
+
+    Raises:
+        ValueError: the extra count is negative.
+    """
+    extra = int(config.get(EXTRA_COORDINATES_KEY, 0))
+    if extra < 0:
+        raise ValueError(f"config {EXTRA_COORDINATES_KEY!r} must be >= 0, got {extra}")
+    return sum(int(np.size(a)) for a in parameters) + extra
+
+
+def metric_names(config: Config) -> tuple[str, ...]:
+    """The metric names (comma-separated under ``"blindsum.metrics"``), in order."""
+    names = str(config.get(METRICS_KEY, "") or "")
+    return tuple(n for n in (n.strip() for n in names.split(",")) if n)
+
+
+def evaluation_dim(config: Config) -> int:
+    """The length of an evaluation vector for this config: 1 (the loss) + metrics."""
+    return 1 + len(metric_names(config))
+
+
+def evaluation_vector(loss: float, metrics: Mapping[str, Scalar], config: Config) -> np.ndarray:
+    """A client's evaluation input: ``[loss, metrics[name] for name in metric_names]``.
+
+    Raises:
+        ValueError: a metric named by the config is missing, or a value is not finite.
+    """
+    names = metric_names(config)
+    missing = [n for n in names if n not in metrics]
+    if missing:
+        raise ValueError(f"metrics must include {missing} (named by {METRICS_KEY!r})")
+    out = np.array([float(loss)] + [float(metrics[n]) for n in names], dtype=np.float64)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("loss and metrics must be finite")
+    return out
 
 
 def flatten(arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""``blindsum simulate``: one secure aggregation round in this process."""
+"""``blindsum simulate`` (one secure round in this process) and ``blindsum params``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def _fraction(text: str) -> float:
     return value
 
 
+# The SecAgg+ stage names of --drop-stage and what they mean for the other backends.
+_CKKS_STAGES = {"masked": "encrypted_input", "unmask": "decrypt"}
+_PLAIN_STAGES = {"masked": "collect"}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
@@ -36,12 +41,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dropout", type=_fraction, default=0.0, help="fraction of clients that drop")
     p.add_argument("--drop-stage", choices=("advertise", "share", "masked", "unmask"), default="masked",
                    help="the stage at which they drop (default: masked, after sharing keys)")
-    p.add_argument("--neighbours", type=_neighbours, default="all",
-                   help="neighbours K per client, or 'all' for the complete graph (default)")
-    p.add_argument("--threshold", type=int, default=None, help="shares T needed to recover a secret")
+    p.add_argument("--neighbours", type=_neighbours, default=None,
+                   help="neighbours K per client (even), or 'all' for the complete graph; by default "
+                        "the parameter finder chooses K and T from --dropout, --corrupt and --threat")
+    p.add_argument("--threshold", type=int, default=None,
+                   help="shares T (of the K + 1 each secret has) needed to recover a secret")
+    p.add_argument("--corrupt", type=_fraction, default=0.05,
+                   help="fraction of clients that may collude with the server, for choosing K and T "
+                        "(default 0.05)")
+    p.add_argument("--threat", choices=("semi-honest", "semi-malicious"), default="semi-honest",
+                   help="server threat model for choosing K and T (default semi-honest)")
     p.add_argument("--seed", type=int, default=0, help="seed for inputs, dropouts and the graph")
     p.add_argument("--authenticated", action="store_true",
                    help="signed keys and a consistency check (protects against a malicious server)")
+    p.add_argument("--backend", choices=("secagg+", "ckks", "plain"), default="secagg+",
+                   help="how the sum is computed: SecAgg+ masking (default), CKKS homomorphic "
+                        "encryption (needs the ckks extra), or in the clear")
     p.add_argument("--dp", choices=("dgauss", "skellam"), default=None,
                    help="distributed DP: every client adds its share of discrete noise")
     p.add_argument("--noise-multiplier", type=float, default=1.0,
@@ -54,6 +69,60 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_run)
 
+    q = sub.add_parser(
+        "params",
+        help="choose SecAgg+ neighbours K and threshold T for N clients",
+        description="Choose the neighbour count K and threshold T as Google's production SecAgg "
+        "does: 40-bit statistical security against the corrupt clients and 20-bit correctness "
+        "under the expected dropout (falls back to the complete graph when no sparse graph works).",
+    )
+    q.add_argument("--clients", type=int, required=True, help="number of clients N")
+    q.add_argument("--dropout", type=_fraction, required=True, help="expected fraction of clients that drop")
+    q.add_argument("--corrupt", type=_fraction, required=True,
+                   help="fraction of clients that may collude with the server")
+    q.add_argument("--threat", choices=("semi-honest", "semi-malicious"), default="semi-honest",
+                   help="semi-honest (curious) or semi-malicious server (default semi-honest)")
+    q.add_argument("--security-bits", type=int, default=40, help="statistical security (default 40)")
+    q.add_argument("--correctness-bits", type=int, default=20, help="correctness (default 20)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.set_defaults(handler=_params)
+
+
+def _params(args: argparse.Namespace) -> int:
+    import math
+
+    import secagg
+
+    found = secagg.find_parameters(clients=args.clients, dropout=args.dropout, corrupt=args.corrupt,
+                                   threat=args.threat, security_bits=args.security_bits,
+                                   correctness_bits=args.correctness_bits)
+
+    def log2(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    out = {
+        "clients": found.clients,
+        "neighbours": found.neighbours,
+        "threshold": found.threshold,
+        "complete_graph": found.complete,
+        "threat": found.threat.value,
+        "dropout": args.dropout,
+        "corrupt": args.corrupt,
+        "minimum_survivors": found.minimum_survivors,
+        "log2_disconnection": log2(found.log2_disconnection),
+        "log2_corrupt_reconstruction": log2(found.log2_corrupt_reconstruction),
+        "log2_too_few_survivors": log2(found.log2_too_few_survivors),
+    }
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    share = 100.0 * found.neighbours / max(1, found.clients - 1)
+    print(f"neighbours K = {found.neighbours} ({share:.1f}% of the other clients"
+          f"{', complete graph' if found.complete else ''})")
+    print(f"threshold  T = {found.threshold} of the K + 1 shares of each secret")
+    print(f"rounds with fewer than {found.minimum_survivors} survivors should be aborted")
+    return 0
+
 
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
@@ -63,16 +132,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.clients < 2 or args.dim < 1:
         raise ValueError("--clients must be >= 2 and --dim >= 1")
     backend: secagg.Backend
-    if args.dp is not None:
+    stage = args.drop_stage
+    if args.backend != "secagg+":
+        if args.dp is not None or args.authenticated:
+            raise ValueError(f"--dp and --authenticated need --backend secagg+, not {args.backend}")
+        stages = {"ckks": _CKKS_STAGES, "plain": _PLAIN_STAGES}[args.backend]
+        if stage not in stages:
+            raise ValueError(f"--drop-stage {stage} does not exist for the {args.backend} backend; "
+                             f"use one of {', '.join(stages)}")
+        stage = stages[stage]
+        backend = secagg.CKKSBackend.generate() if args.backend == "ckks" else secagg.PlainBackend()
+    elif args.dp is not None:
         from dp._ddp_backend import DistributedDPBackend
 
         clip = args.clip if args.clip is not None else float(np.sqrt(args.dim))
         backend = DistributedDPBackend(mechanism=args.dp, noise_multiplier=args.noise_multiplier, clip=clip,
                                        bits=args.bits, expected_dropout=args.dropout,
-                                       neighbours=args.neighbours, threshold=args.threshold)
+                                       neighbours=args.neighbours or "all", threshold=args.threshold)
     else:
-        backend = secagg.SecAggPlusBackend(neighbours=args.neighbours, threshold=args.threshold)
-    schedule = secagg.dropout_schedule(args.clients, args.dropout, args.drop_stage,
+        backend = secagg.SecAggPlusBackend(neighbours=args.neighbours, threshold=args.threshold,
+                                           dropout=args.dropout, corrupt=args.corrupt, threat=args.threat)
+    schedule = secagg.dropout_schedule(args.clients, args.dropout, stage,
                                        np.random.default_rng([args.seed, 1]))
     progress = None
     if not args.json and sys.stderr.isatty():

@@ -18,6 +18,8 @@ __all__ = ["main", "build_parser"]
 # Modules that contribute sub-commands, in the order they appear in --help.
 _GROUPS = (
     "transport._cli_secagg",
+    "transport._cli_transport",
+    "dp.cli",
 )
 
 

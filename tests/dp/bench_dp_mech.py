@@ -1,6 +1,9 @@
 """Throughput and noise figures for the dp mechanisms (not a test; run by hand).
 
     nice .venv/bin/python tests/dp/bench_dp_mech.py
+
+The distributed mean estimation experiment at equal epsilon (KLS 2021) lives in
+``papers/kairouz2021/reproduce.py``.
 """
 
 from __future__ import annotations
@@ -69,63 +72,6 @@ def distributed() -> None:
                 )
 
 
-def _calibrate(eps_target: float, make, delta: float = 1e-5) -> float:  # type: ignore[no-untyped-def]
-    """Smallest noise multiplier (bisection) whose config reaches eps_target."""
-    lo, hi = 0.05, 50.0
-    for _ in range(50):
-        mid = math.sqrt(lo * hi)
-        try:
-            eps, _ = dp.distributed_epsilon(make(mid), delta=delta)
-        except dp.DPValueError:
-            eps = math.inf  # bits too small for this little noise
-        lo, hi = (lo, mid) if eps <= eps_target else (mid, hi)
-    return hi
-
-
-def dme(eps_target: float = 3.0, trials: int = 5) -> None:
-    """Distributed mean estimation (KLS 2021 Sec. 6 set-up, d = 250) at equal epsilon."""
-    from dp._distributed_rdp import DEFAULT_ORDERS, rdp_to_epsilon
-
-    a = np.array(DEFAULT_ORDERS)
-    lo, hi = 0.05, 50.0
-    for _ in range(60):  # central Gaussian noise multiplier for eps_target, same RDP conversion
-        mid = math.sqrt(lo * hi)
-        eps, _ = rdp_to_epsilon(a, a / (2 * mid * mid), delta=1e-5)
-        lo, hi = (lo, mid) if eps <= eps_target else (mid, hi)
-    z_central = hi
-    print(f"distributed mean estimation, d=250, c=1, eps={eps_target}, delta=1e-5, no dropout;")
-    print(f"  central Gaussian at the same epsilon: z={z_central:.3f} (MSE of the mean z^2 c^2 d / n^2)")
-    for n in (100, 1000):
-        central_mse = (z_central / n) ** 2 * 250
-        for growth in ("linear", "sqrt"):
-            row = []
-            for bits in (10, 12, 14, 16, 18):
-                def make(z: float, n=n, bits=bits, growth=growth) -> dp.DistributedDPConfig:  # type: ignore[no-untyped-def]
-                    return dp.DistributedDPConfig(
-                        dim=250, bits=bits, clip=1.0, noise_multiplier=z, expected_clients=n,
-                        min_clients=n, norm_growth=growth,
-                    )
-                z = _calibrate(eps_target, make)
-                if z >= 49.0:
-                    row.append(f"{bits}b: -")
-                    continue
-                cfg = make(z)
-                rng = np.random.default_rng(bits)
-                mse = 0.0
-                for _ in range(trials):
-                    xs = rng.normal(size=(n, 250))
-                    xs /= np.linalg.norm(xs, axis=1, keepdims=True)
-                    seed = int(rng.integers(2**62))  # the round's shared rotation seed
-                    total = np.zeros(cfg.padded_dim, dtype=np.uint64)
-                    for x in xs:
-                        total += dp.encode_client(x, cfg, seed, rng)
-                    est = dp.decode_sum(total, cfg, seed, n) / n
-                    mse += float(np.sum((est - xs.mean(0)) ** 2)) / trials
-                row.append(f"{bits}b: {mse / central_mse:.2f}x")
-            print(f"  n={n:5d} {growth:6s} MSE / central MSE: " + ", ".join(row))
-
-
 if __name__ == "__main__":
     samplers()
     distributed()
-    dme()

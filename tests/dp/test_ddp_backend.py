@@ -43,7 +43,7 @@ def test_client_refuses_a_round_with_a_lowered_threshold():
     rng = np.random.default_rng(0)
     server = backend.server_session(round_id=3, client_ids=tuple(range(5)), dim=10, rng=rng)
     request = server.next_messages()[0]
-    weaker = dataclasses.replace(request, config=dataclasses.replace(request.config, threshold=1))
+    weaker = dataclasses.replace(request, config=dataclasses.replace(request.config, threshold=2))
     client = backend.client_session(client_id=0, vector=np.ones(10), weight=1, rng=rng)
     with pytest.raises(secagg.RemoteProtocolError, match="differs"):
         client.receive(weaker)

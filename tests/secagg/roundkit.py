@@ -16,6 +16,8 @@ def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, 
                modulus_bits: int = 32, max_weight: int = 1, weights: np.ndarray | None = None,
                authenticated: bool = False):
     rng = np.random.default_rng(seed)
+    if t is None:  # a strict majority of the k + 1 shares, tolerant of the tests' dropouts
+        t = (n if k == "all" else min(int(k), n - 1) + 1) // 2 + 1
     ident = {c: Ed25519PrivateKey.generate() for c in range(n)} if authenticated else {}
     public = {c: key.public_key().public_bytes_raw() for c, key in ident.items()} or None
     backend = secagg.SecAggPlusBackend(neighbours=k, threshold=t, modulus_bits=modulus_bits,

@@ -145,14 +145,15 @@ def test_inconsistent_share_is_detected_named_and_survived():
         server.receive(cid, replies[cid])
     assert server.stage == "done"
     np.testing.assert_array_equal(server.result_words(), expected_words(server.config, xs, ws, server.survivors, seed=6))
-    # owner 0's first three holders are 1, 2, 3, so the tampered share was used, caught
+    # client 2's first share is its own self-mask share; the holders of owner 2's shares
+    # are 0..7 and the first three, 0, 1, 2, are used: the tampered share was used, caught
     # by the commitment check, and its sender named
-    assert owner == 0
+    assert owner == 2
     assert any(isinstance(f, secagg.InvalidShare) and f.peer == 2 for f in server.faults)
 
 
 def test_messages_after_the_round_are_local_errors():
-    server, clients, *_ = make_round(3, 2, t=1)
+    server, clients, *_ = make_round(3, 2, t=2)
     run(server, clients)
     with pytest.raises(secagg.LocalProtocolError):
         server.receive(0, m.AdvertiseKeys(round_id=7, encryption_key=bytes(32), mask_key=bytes(32)))
@@ -212,7 +213,7 @@ def test_client_refuses_wrong_stage_and_round_without_changing_state():
 
 
 def test_client_refuses_bad_neighbour_lists():
-    server, clients, *_ = make_round(5, 3, t=2)
+    server, clients, *_ = make_round(5, 3, t=3)
     adv = server.next_messages()
     keys = {c: clients[c].receive(adv[c]) for c in range(5)}
 
@@ -289,3 +290,31 @@ def test_every_message_type_round_trips_and_rejects_corruption(index):
         assert info.value.peer == 3
     with pytest.raises(secagg.DecodeError):
         secagg.decode(data + b"\x00", peer=3)
+
+
+def test_a_stale_answer_from_a_closed_stage_is_refused_without_dropping():
+    server, clients, xs, ws = make_round(5, 3, seed=8)
+    adverts = _answers(server, clients)
+    for cid in sorted(adverts):
+        server.receive(cid, adverts[cid])
+    assert server.stage == "share_keys"
+    with pytest.raises(secagg.RemoteProtocolError, match="closed stage"):
+        server.receive(2, adverts[2])  # a retransmission of its advertisement
+    run(server, clients)
+    assert 2 in server.survivors
+    np.testing.assert_array_equal(server.result_words(), expected_words(server.config, xs, ws, server.survivors, seed=8))
+
+
+def test_clients_dropping_at_unmask_are_contributors_not_dropped():
+    server, clients, *_ = make_round(8, 3, seed=2)
+    run(server, clients, {3: "unmask", 6: "masked_input"})
+    res = server.result()
+    assert 3 in res.contributors and res.dropped == (6,)
+
+
+def test_low_order_public_key_is_rejected_at_advertise():
+    server, clients, *_ = make_round(4, 3, t=2)
+    replies = _answers(server, clients)
+    with pytest.raises(secagg.RemoteProtocolError, match="low-order") as info:
+        server.receive(1, dataclasses.replace(replies[1], mask_key=bytes(32)))
+    assert info.value.peer == 1

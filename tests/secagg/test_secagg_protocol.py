@@ -31,7 +31,7 @@ def test_any_dropout_set_the_threshold_allows(data):
     n = data.draw(st.integers(3, 11), label="n")
     k = data.draw(st.sampled_from([2, 4, 6, "all"]), label="k")
     degree = n - 1 if k == "all" else min(k, n - 1)
-    t = data.draw(st.integers(1, degree), label="t")
+    t = data.draw(st.integers(2, degree + 1), label="t")
     bits = data.draw(st.sampled_from([16, 20, 32, 64]), label="bits")
     drops = data.draw(st.dictionaries(st.integers(0, n - 1), st.sampled_from(STAGES), max_size=n),
                       label="drops")
@@ -67,7 +67,9 @@ def test_simulate_reports_error_bytes_and_timings():
     assert out.bytes["up_per_client"] > 4 * 1000  # at least the masked words
     assert out.seconds["server"] > 0 and out.seconds["client_mean"] > 0
     d = out.to_dict()
-    assert d["dropped"] == 10 and d["survivors"] == 90 and d["neighbours"] == 99
+    # k and t come from the parameter finder (n = 100, 10% dropout, 5% corrupt)
+    assert d["dropped"] == 10 and d["survivors"] == 90
+    assert (d["neighbours"], d["threshold"]) == (16, 6)
 
 
 def test_unrecoverable_round_says_which_secrets_lack_shares():
@@ -89,7 +91,7 @@ def test_too_few_advertisers_fails_with_reason():
 def test_words_encoding_sums_modulo_the_modulus():
     rng = np.random.default_rng(11)
     words = rng.integers(0, 1 << 12, size=(7, 20), dtype=np.uint32)
-    backend = secagg.SecAggPlusBackend(encoding="words", modulus_bits=12, threshold=3)
+    backend = secagg.SecAggPlusBackend(encoding="words", modulus_bits=12, neighbours="all", threshold=3)
     out = secagg.simulate(clients=7, dim=20, backend=backend, inputs=words, seed=1,
                           dropouts={3: "masked"})
     keep = [c for c in range(7) if c != 3]
@@ -105,3 +107,17 @@ def test_words_that_do_not_fit_are_refused():
                                     rng=np.random.default_rng())
     with pytest.raises(secagg.RemoteProtocolError, match="8 bits"):
         client.receive(server.next_messages()[0])
+
+
+def test_params_cli_reproduces_published_parameters(capsys):
+    import json
+
+    from transport.cli import main
+
+    for clients, dropout, corrupt, k in [(1000, 0.05, 0.05, 30), (1000, 0.33, 0.33, 286)]:
+        assert main(["params", "--clients", str(clients), "--dropout", str(dropout),
+                     "--corrupt", str(corrupt), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["neighbours"] == k and 2 <= out["threshold"] <= k + 1
+    assert main(["params", "--clients", "100", "--dropout", "0.5", "--corrupt", "0.5"]) == 2
+    assert "corrupt + dropout" in capsys.readouterr().err

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from secagg import _crypto, _shamir
 
@@ -108,3 +110,21 @@ def test_fewer_than_t_shares_look_uniform():
     # a zero secret would leak as small values if coefficients were not uniform
     assert abs(first.mean() / _shamir.PRIME - 0.5) < 0.02
     assert len(np.unique(first)) > 0.99 * first.size
+
+
+@settings(max_examples=30, deadline=None)
+@given(t=st.integers(2, 12), data=st.data())
+def test_any_t_minus_1_shares_are_consistent_with_every_secret(t, data):
+    """Fewer than t shares reveal nothing: for any other secret there is a t-th share
+    that, with the same t - 1 shares, reconstructs it."""
+    secret = data.draw(st.binary(min_size=32, max_size=32), label="secret")
+    other = data.draw(st.binary(min_size=32, max_size=32), label="other")
+    points = np.array(sorted(data.draw(st.sets(st.integers(1, 10_000), min_size=t, max_size=t))), dtype=np.int64)
+    shares = _shamir.split(_shamir.secret_to_limbs([secret]), points, t)[:, 0, :]
+    known, extra = points[:-1], points[-1]
+    lam = _shamir.lagrange_at(points, 0)
+    target = _shamir.secret_to_limbs([other])[0]
+    partial = (lam[:-1, None] * shares[:-1] % _shamir.PRIME).sum(axis=0) % _shamir.PRIME
+    forged = (target - partial) % _shamir.PRIME * _shamir._inv_mod(np.full(16, lam[-1])) % _shamir.PRIME
+    ys = np.vstack([shares[:-1], forged[None, :]])
+    assert _shamir.limbs_to_secret(_shamir.reconstruct(np.append(known, extra), ys)) == other

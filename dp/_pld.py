@@ -1,0 +1,256 @@
+"""Tight accounting with privacy loss distributions (PLDs), composed by FFT.
+
+Each supported event contributes a pessimistic discrete PLD per direction of the
+add/remove adjacency (:mod:`dp._pld_build`); composing is convolving them, done at
+once for every event with one FFT: the product of each PLD's transform raised to its
+count. The window of the composed loss is chosen from a Chernoff bound on the
+discrete PLDs themselves (their moment generating function is exact), so the mass
+outside it is below ``TAIL_BOUND``; that bound is added to ``delta`` (mass wrapping
+around from above), which keeps every reported value pessimistic. Epsilon is the
+maximum over the two directions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache, singledispatch
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dp._accountant import PrivacyAccountant, check_delta, check_epsilon
+from dp._errors import DPValueError, UnsupportedEventError
+from dp._events import Composed, DPEvent, Gaussian, Laplace, PoissonSampled, SelfComposed
+from dp._pld_build import DiscretePld, gaussian_pld_pair
+from dp._pld_laplace import laplace_pld_pair
+
+__all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BOUND", "MIN_DELTA"]
+
+Floats = NDArray[np.float64]
+TAIL_BOUND = 1e-18  # mass allowed outside the composed window, per tail
+MIN_DELTA = 1e-12  # below this, float64 FFT rounding is not negligible
+_LAMBDAS = np.geomspace(1e-2, 1e3, 24)
+_MAX_FFT = 1 << 25  # 32M points: 0.5 GiB of complex spectrum
+Item = tuple[DiscretePld, DiscretePld, int]  # (remove, add, count)
+
+
+@lru_cache(maxsize=64)
+def _gaussian_pair(q: float, z: float, interval: float) -> tuple[DiscretePld, DiscretePld]:
+    return gaussian_pld_pair(sampling_rate=q, noise_multiplier=z, interval=interval)
+
+
+@lru_cache(maxsize=64)
+def _laplace_pair(q: float, b: float, interval: float) -> tuple[DiscretePld, DiscretePld]:
+    return laplace_pld_pair(sampling_rate=q, noise_multiplier=b, interval=interval)
+
+
+@singledispatch
+def pld_items(event: DPEvent, interval: float) -> list[Item]:
+    """``(remove, add, count)`` PLDs for ``event``; raises UnsupportedEventError."""
+    raise UnsupportedEventError(event, "pld")
+
+
+@pld_items.register
+def _(event: Gaussian, interval: float) -> list[Item]:
+    r, a = _gaussian_pair(1.0, event.noise_multiplier, interval)
+    return [(r, a, 1)]
+
+
+@pld_items.register
+def _(event: Laplace, interval: float) -> list[Item]:
+    r, a = _laplace_pair(1.0, event.noise_multiplier, interval)
+    return [(r, a, 1)]
+
+
+@pld_items.register
+def _(event: PoissonSampled, interval: float) -> list[Item]:
+    inner = event.event
+    if isinstance(inner, Gaussian):
+        r, a = _gaussian_pair(event.rate, inner.noise_multiplier, interval)
+    elif isinstance(inner, Laplace):
+        r, a = _laplace_pair(event.rate, inner.noise_multiplier, interval)
+    else:
+        raise UnsupportedEventError(event, "pld", "only a sampled Gaussian or Laplace")
+    return [(r, a, 1)]
+
+
+@pld_items.register
+def _(event: SelfComposed, interval: float) -> list[Item]:
+    return [(r, a, c * event.count) for r, a, c in pld_items(event.event, interval)]
+
+
+@pld_items.register
+def _(event: Composed, interval: float) -> list[Item]:
+    return [item for e in event.events for item in pld_items(e, interval)]
+
+
+def _log_mgf(pld: DiscretePld, lam: Floats) -> Floats:
+    """``log sum_i p_i exp(lam * loss_i)`` over the finite masses, for each ``lam``."""
+    nz = pld.pmf > 0
+    losses, logp = pld.losses[nz], np.log(pld.pmf[nz])
+    out = np.empty(lam.size)
+    for i, x in enumerate(lam):  # a loop over ~24 values keeps memory at one row
+        v = logp + x * losses
+        m = float(np.max(v))
+        out[i] = m + math.log(float(np.sum(np.exp(v - m))))
+    return out
+
+
+def _window(plds: Sequence[tuple[DiscretePld, int]]) -> tuple[int, int]:
+    """Index range ``[lo, hi]`` holding all but ``TAIL_BOUND`` of each composed tail."""
+    interval = plds[0][0].interval
+    up = sum(c * _log_mgf(p, _LAMBDAS) for p, c in plds)
+    down = sum(c * _log_mgf(p, -_LAMBDAS) for p, c in plds)
+    hi = float(np.min((up - math.log(TAIL_BOUND)) / _LAMBDAS))
+    lo = float(np.max(-(down - math.log(TAIL_BOUND)) / _LAMBDAS))
+    hi_trivial = sum(c * (p.offset + p.pmf.size - 1) for p, c in plds)
+    lo_trivial = sum(c * p.offset for p, c in plds)
+    hi_i = min(math.ceil(hi / interval) + 1, hi_trivial)
+    lo_i = max(math.floor(lo / interval) - 1, lo_trivial)
+    return lo_i, max(hi_i, lo_i)
+
+
+class ComposedPld:
+    """The composition of discrete PLDs on a common grid, ready for queries.
+
+    Raises :class:`~dp._errors.DPValueError` if the composed loss needs more than
+    ``2**25`` grid points (use a coarser discretisation).
+    """
+
+    def __init__(self, plds: Sequence[tuple[DiscretePld, int]]) -> None:
+        if not plds:
+            self.interval, self.offset = 1.0, 0
+            self.pmf, self.infinity_mass = np.ones(1), 0.0
+            return
+        self.interval = plds[0][0].interval
+        lo, hi = _window(plds)
+        n = 1 << max(1, math.ceil(math.log2(hi - lo + 1)))
+        if n > _MAX_FFT:
+            raise DPValueError(
+                f"the composed privacy loss spans {(hi - lo) * self.interval:.4g} nats, more "
+                f"than {_MAX_FFT} grid points: use a larger value_discretization_interval"
+            )
+        spectrum = np.ones(n // 2 + 1, dtype=np.complex128)
+        finite = 1.0
+        for p, c in plds:
+            idx = (p.offset + np.arange(p.pmf.size)) % n
+            f = np.fft.rfft(np.bincount(idx, weights=p.pmf, minlength=n))
+            with np.errstate(divide="ignore", under="ignore"):  # |f| = 0 -> 0
+                spectrum *= np.exp(c * np.log(np.abs(f)) + 1j * (c * np.angle(f)))
+            finite *= (1.0 - p.infinity_mass) ** c
+        out = np.roll(np.fft.irfft(spectrum, n), -(lo % n))[: hi - lo + 1]
+        self.offset = lo
+        self.pmf = np.maximum(out, 0.0)
+        self.infinity_mass = min(1.0, 1.0 - finite + TAIL_BOUND)
+
+    def delta(self, epsilon: float) -> float:
+        """Hockey-stick divergence at ``epsilon``: ``sum_{l > eps} p_l (1 - e^{eps-l}) + p_inf``."""
+        losses = (self.offset + np.arange(self.pmf.size)) * self.interval
+        m = losses > epsilon
+        d = float(np.sum(self.pmf[m] * -np.expm1(epsilon - losses[m])))
+        return min(1.0, d + self.infinity_mass)
+
+    def epsilon(self, delta: float) -> float:
+        """Smallest ``epsilon >= 0`` with ``delta(epsilon) <= delta`` (``inf`` if none)."""
+        if self.infinity_mass > delta:
+            return math.inf
+        if self.delta(0.0) <= delta:
+            return 0.0
+        losses = (self.offset + np.arange(self.pmf.size)) * self.interval
+        pos = losses > 0
+        ls, ps = losses[pos], self.pmf[pos]
+        # suffix sums over atoms strictly above each grid point
+        a = np.concatenate([np.cumsum(ps[::-1])[::-1], [0.0]]) + self.infinity_mass
+        b = np.concatenate([np.cumsum((ps * np.exp(-ls))[::-1])[::-1], [0.0]])
+        # delta at ls[j] uses atoms j+1.. : a[j+1] - e^{ls[j]} b[j+1]
+        d_grid = a[1:] - np.exp(ls) * b[1:]
+        j = int(np.argmax(d_grid <= delta))  # first grid point meeting delta
+        # epsilon in (ls[j-1], ls[j]]: atoms >= j are above: delta = a[j] - e^eps b[j]
+        eps = math.log((a[j] - delta) / b[j]) if b[j] > 0 else float(ls[j])
+        lower = float(ls[j - 1]) if j > 0 else 0.0
+        return float(min(max(eps, lower), ls[j]))
+
+
+def compose_plds(items: Sequence[Item]) -> tuple[ComposedPld, ComposedPld]:
+    """Compose ``(remove, add, count)`` items: the remove and the add direction."""
+    return (
+        ComposedPld([(r, c) for r, _, c in items]),
+        ComposedPld([(a, c) for _, a, c in items]),
+    )
+
+
+class PldAccountant(PrivacyAccountant):
+    """Tight accountant: pessimistic connect-the-dots PLDs, add/remove adjacency.
+
+    ``value_discretization_interval`` is the loss grid step (1e-4 as dp_accounting's
+    default). Supports Gaussian and Laplace, alone or Poisson-sampled, and their
+    compositions; other
+    events raise :class:`~dp._errors.UnsupportedEventError` (use :class:`RdpAccountant`).
+
+    Notes
+    -----
+    * The reported epsilon is an upper bound on the true one for the add/remove
+      adjacency (the maximum over both directions), never below it: each step's PLD
+      dominates the exact one and the FFT window's truncated tail mass is added to delta.
+      It is within about 1e-8 relative of dp_accounting's PLD accountant at the same
+      discretisation, and a coarser grid only makes it larger.
+    * Queries cost one FFT of the composed loss range (about 0.1 s for DP-SGD over 14,000
+      steps); composing more events is free until the next query.
+    """
+
+    name = "pld"
+
+    def __init__(self, value_discretization_interval: float = 1e-4) -> None:
+        super().__init__()
+        if not (isinstance(value_discretization_interval, float) and 0.0 < value_discretization_interval < 1.0):
+            raise DPValueError(
+                "value_discretization_interval must be a float in (0, 1), "
+                f"got {value_discretization_interval!r}"
+            )
+        self._interval = value_discretization_interval
+        self._items: list[Item] = []
+        self._composed: tuple[ComposedPld, ComposedPld] | None = None
+
+    def _prepare(self, event: DPEvent) -> list[Item]:
+        return pld_items(event, self._interval)
+
+    def _commit(self, prepared: list[Item], count: int) -> None:
+        self._items.extend((r, a, c * count) for r, a, c in prepared)
+        self._composed = None
+
+    def _state(self) -> tuple[list[Item], tuple[ComposedPld, ComposedPld] | None]:
+        return list(self._items), self._composed
+
+    def _restore(self, state: tuple[list[Item], tuple[ComposedPld, ComposedPld] | None]) -> None:
+        self._items, self._composed = list(state[0]), state[1]
+
+    def _pair(self) -> tuple[ComposedPld, ComposedPld]:
+        if self._composed is None:
+            self._composed = compose_plds(self._items)
+        return self._composed
+
+    def get_epsilon(self, delta: float) -> float:
+        """Smallest epsilon at ``delta`` over both directions.
+
+        Raises DPValueError for ``delta`` outside [MIN_DELTA, 1) once anything is
+        composed: below ``MIN_DELTA`` the FFT's rounding error is not negligible
+        (use :class:`~dp._rdp.RdpAccountant` there).
+        """
+        delta = check_delta(delta)
+        if not self._items:
+            return 0.0
+        if delta < MIN_DELTA:
+            raise DPValueError(
+                f"delta must be >= {MIN_DELTA:g} for the PLD accountant (float64 FFT "
+                f"precision), got {delta!r}; use the RDP accountant for smaller deltas"
+            )
+        return max(p.epsilon(delta) for p in self._pair())
+
+    def get_delta(self, epsilon: float) -> float:
+        """Smallest delta at ``epsilon`` over both directions, floored at ``MIN_DELTA``
+        (the FFT's precision) once anything is composed; raises DPValueError."""
+        epsilon = check_epsilon(epsilon)
+        if not self._items:
+            return 0.0
+        return max(MIN_DELTA, max(p.delta(epsilon) for p in self._pair()))

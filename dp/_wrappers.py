@@ -1,0 +1,334 @@
+"""Differential privacy around any sum-based strategy: client-side clipping with server
+noise, and local DP; the shared privacy ledger and budget. Central DP (a trusted
+server clips) is in :mod:`dp._central`.
+
+Every wrapper bounds each *client's* contribution (client-level DP, McMahan et al.
+2018): updates are L2-clipped to ``clipping_norm`` and weighted uniformly, so the
+sum of updates has sensitivity ``clipping_norm``; Gaussian noise of standard
+deviation ``noise_multiplier * clipping_norm`` is added to that sum once per round.
+
+Accounting, per round, through :class:`dp.RdpAccountant` or :class:`dp.PldAccountant`
+(``accountant="rdp"`` or ``"pld"``): with every client of the population sampled, a Gaussian mechanism
+(adjacency: add or remove one client); with ``m`` of ``N`` sampled, the coordinator
+draws a fixed-size sample, so the round is the Gaussian sampled without replacement
+(Wang, Balle, Kasiviswanathan 2019; adjacency: replace one client, whose sum
+sensitivity is twice the clip, so the event's multiplier is halved).
+
+Budget: with ``epsilon_budget`` set, ``configure_fit`` raises
+:class:`dp.BudgetExceededError` *before* a round whose release would take epsilon
+past the budget; the coordinator stops training there and keeps the current model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from dp._accountant import PrivacyAccountant
+from dp._calibrate import make_accountant
+from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, clip_l2, update_noise_multiplier
+from dp._errors import BudgetExceededError, DPValueError
+from dp._events import DPEvent, Gaussian, SampledWithoutReplacement
+from dp._mechanisms import gaussian_noise, secure_generator
+from secagg import (
+    AggregateResult,
+    Config,
+    Parameters,
+    SamplingStrategy,
+    StrategyWrapper,
+    register_update_transform,
+)
+from secagg._strategy import TRANSFORMS_KEY, WEIGHTING_KEY
+
+__all__ = [
+    "PrivacyWrapper",
+    "ClientSideFixedClipping",
+    "CLIP_NORM_KEY",
+    "LOCAL_NOISE_KEY",
+]
+
+CLIP_NORM_KEY = "blindsum.clip_norm"
+LOCAL_NOISE_KEY = "blindsum.local_noise_std"
+_CLIP = "blindsum.clip"
+_CLIP_FLAG = "blindsum.clip_flag"
+_LOCAL = "blindsum.local_gaussian"
+
+
+def _accountant(name: str) -> PrivacyAccountant:
+    return make_accountant(name)
+
+
+class _Ledger:
+    """Mutable privacy state of a frozen wrapper: the events spent and the generator."""
+
+    __slots__ = ("events", "rng", "clipper")
+
+    def __init__(self) -> None:
+        self.events: list[DPEvent] = []
+        self.rng: np.random.Generator | None = None
+        self.clipper: AdaptiveClipper | None = None
+
+
+def _add_transform(config: Config, name: str) -> dict[str, bool | int | float | str]:
+    out = dict(config)
+    current = str(out.get(TRANSFORMS_KEY, "") or "")
+    out[TRANSFORMS_KEY] = f"{current},{name}" if current else name
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PrivacyWrapper(StrategyWrapper):
+    """Shared by the DP wrappers: per-round accounting, epsilon so far, the budget.
+
+    Subclasses say what one round releases (:meth:`round_event`) and add noise.
+    """
+
+    needs_individual_updates: ClassVar[bool] = False
+    #: every client weighs its update 1 (SecureAggregation then quantises for weight 1)
+    uniform_weights: ClassVar[bool] = True
+
+    _: dataclasses.KW_ONLY
+    noise_multiplier: float
+    clipping_norm: float
+    num_clients: int
+    delta: float = 1e-5
+    epsilon_budget: float | None = None
+    accountant: str = "rdp"
+    rng: np.random.Generator | None = None
+    _ledger: _Ledger = dataclasses.field(default_factory=_Ledger, init=False, repr=False,
+                                         compare=False)
+
+    def __post_init__(self) -> None:
+        StrategyWrapper.__post_init__(self)
+        for name in ("noise_multiplier", "clipping_norm"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise DPValueError(f"{name} must be finite and > 0, got {value!r}")
+        if int(self.num_clients) < 1:
+            raise DPValueError(f"num_clients must be >= 1, got {self.num_clients!r}")
+        if not 0.0 < self.delta < 1.0:
+            raise DPValueError(f"delta must be in (0, 1), got {self.delta!r}")
+        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
+            raise DPValueError(f"epsilon_budget must be > 0, got {self.epsilon_budget!r}")
+        if getattr(self.strategy, "needs_individual_updates", False):
+            raise DPValueError(
+                f"{type(self).__name__} adds noise to the sum of updates, but "
+                f"{type(self.strategy).__name__} needs individual updates (a noised sum "
+                "means nothing to a median); wrap a FedAvg-family strategy"
+            )
+        current = self.strategy
+        while isinstance(current, StrategyWrapper):
+            if isinstance(current, PrivacyWrapper):
+                raise DPValueError(
+                    f"{type(self).__name__} cannot wrap {type(current).__name__}: two DP "
+                    "wrappers would clip and noise twice and account separately; use one"
+                )
+            current = current.strategy
+        _accountant(self.accountant)
+        self._ledger.rng = self.rng if self.rng is not None else secure_generator()
+
+    # -- accounting ---------------------------------------------------------------------
+    @property
+    def rounds_accounted(self) -> int:
+        """Rounds whose release has been accounted."""
+        return len(self._ledger.events)
+
+    @property
+    def epsilon(self) -> float:
+        """Epsilon spent so far at :attr:`delta` (0 before the first round)."""
+        return self._epsilon(self._ledger.events)
+
+    def epsilon_after(self, rounds: int) -> float:
+        """Epsilon after ``rounds`` more rounds like the next one (for planning)."""
+        event = self.round_event(self._sample_size(None))
+        return self._epsilon(self._ledger.events + [event] * rounds)
+
+    def _epsilon(self, events: list[DPEvent]) -> float:
+        if not events:
+            return 0.0
+        acc = _accountant(self.accountant)
+        run, count = events[0], 0
+        for event in events:
+            if event == run:
+                count += 1
+                continue
+            acc.compose(run, count)
+            run, count = event, 1
+        acc.compose(run, count)
+        return float(acc.get_epsilon(self.delta))
+
+    def _sample_size(self, sampled: int | None) -> int:
+        planned = (self.strategy.num_fit_clients(self.num_clients)
+                   if isinstance(self.strategy, SamplingStrategy) else self.num_clients)
+        return min(max(planned, sampled or 0, 1), self.num_clients)
+
+    def round_event(self, sample_size: int) -> DPEvent:
+        """What one round releases, as a DP event (see the module docstring)."""
+        z = self.effective_noise_multiplier
+        if sample_size >= self.num_clients:
+            return Gaussian(noise_multiplier=z)
+        return SampledWithoutReplacement(
+            population_size=int(self.num_clients), sample_size=int(sample_size),
+            event=Gaussian(noise_multiplier=z / 2.0),
+        )
+
+    @property
+    def effective_noise_multiplier(self) -> float:
+        """Noise standard deviation over sum sensitivity for the whole round's release."""
+        return float(self.noise_multiplier)
+
+    def _check_budget(self, server_round: int) -> None:
+        if self.epsilon_budget is None:
+            return
+        after = self.epsilon_after(1)
+        if after > self.epsilon_budget:
+            raise BudgetExceededError(
+                epsilon=self.epsilon_budget, delta=self.delta, spent_epsilon=after
+            )
+
+    def _spend(self, aggregate: AggregateResult) -> None:
+        sampled = len(aggregate.contributors) + len(aggregate.dropped)
+        self._ledger.events.append(self.round_event(self._sample_size(sampled)))
+
+    def _noise(self, size: int, sigma: float) -> np.ndarray:
+        rng = self._ledger.rng
+        if rng is None:
+            raise DPValueError("the noise generator is missing (construction failed)")
+        return gaussian_noise(rng, sigma=sigma, size=size)
+
+
+def _uniform_count(aggregate: AggregateResult, who: str) -> int:
+    """The number of contributors, checking that they used uniform weights."""
+    n = len(aggregate.contributors)
+    if abs(aggregate.total_weight - n) > 1e-6 * max(n, 1):
+        raise DPValueError(
+            f"{who}: total weight {aggregate.total_weight:g} is not the number of "
+            f"contributors {n}; the client runtime must honour "
+            f"config[{WEIGHTING_KEY!r}] = 'uniform' (see secagg.client_weight)"
+        )
+    return n
+
+
+def _clip_norm(config: Config) -> float:
+    try:
+        clip = float(config[CLIP_NORM_KEY])
+    except (KeyError, TypeError, ValueError):
+        raise DPValueError(f"config must give a number under {CLIP_NORM_KEY!r}") from None
+    return clip
+
+
+def _clip_transform(update: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
+    """Client side: L2-clip the flat update to ``config["blindsum.clip_norm"]``."""
+    return np.asarray(clip_l2([update], clip=_clip_norm(config)).update[0])
+
+
+def _clip_flag_transform(
+    update: np.ndarray, config: Config, rng: np.random.Generator
+) -> np.ndarray:
+    """Client side: clip, and append 1.0 if the norm was at most the clip, else 0.0."""
+    clip = _clip_norm(config)
+    result = clip_l2([update], clip=clip)
+    flag = 1.0 if result.norm <= clip else 0.0
+    return np.append(np.asarray(result.update[0]), flag)
+
+
+def _local_gaussian_transform(
+    update: np.ndarray, config: Config, rng: np.random.Generator
+) -> np.ndarray:
+    """Client side: clip, then add Gaussian noise of ``config["blindsum.local_noise_std"]``."""
+    clipped = _clip_transform(update, config, rng)
+    sigma = float(config.get(LOCAL_NOISE_KEY, 0.0))
+    return clipped + gaussian_noise(rng, sigma=sigma, size=clipped.shape)
+
+
+register_update_transform(_CLIP, _clip_transform)
+register_update_transform(_CLIP_FLAG, _clip_flag_transform)
+register_update_transform(_LOCAL, _local_gaussian_transform)
+
+
+def install_adaptive_clipper(wrapper: PrivacyWrapper, *, target_quantile: float, learning_rate: float,
+                             count_noise_std: float | None) -> None:
+    """Give ``wrapper`` an adaptive clipper (Andrew et al. 2021), checking that the noise
+    left for the update after the count's share is positive.
+
+    The count noise defaults to ``max(m / 20, z)`` for ``m`` clients per round.
+
+    Raises:
+        DPValueError: the count noise takes all of ``noise_multiplier``.
+    """
+    std = count_noise_std
+    if std is None:
+        std = max(wrapper._sample_size(None) / 20.0, float(wrapper.noise_multiplier))
+    update_noise_multiplier(noise_multiplier=wrapper.noise_multiplier, count_noise_std=std)
+    wrapper._ledger.clipper = AdaptiveClipper(AdaptiveClipConfig(
+        initial_clip=float(wrapper.clipping_norm), target_quantile=target_quantile,
+        learning_rate=learning_rate, count_noise_std=std,
+    ))
+
+
+def _plain(aggregate: AggregateResult, weighted_sum: np.ndarray) -> AggregateResult:
+    return AggregateResult(weighted_sum=weighted_sum, total_weight=aggregate.total_weight,
+                           contributors=aggregate.contributors, dropped=aggregate.dropped)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientSideFixedClipping(PrivacyWrapper):
+    """Client-level DP: clients clip their updates, the server adds noise to the sum.
+
+    Each sampled client L2-clips its update to ``clipping_norm`` and weighs it 1; the
+    server adds N(0, (noise_multiplier * clipping_norm)^2) per coordinate to the sum
+    (after secure aggregation when wrapped in, or wrapping,
+    :class:`~secagg.SecureAggregation`) and hands the noised sum to the strategy,
+    which divides by the number of contributors.
+
+    Args:
+        strategy: a sum-based strategy (FedAvg family).
+        noise_multiplier: noise standard deviation over ``clipping_norm``.
+        clipping_norm: L2 bound on each client's flat update.
+        num_clients: the population the coordinator samples from (for the rate).
+        delta: the delta at which :attr:`epsilon` is reported.
+        epsilon_budget: stop (``configure_fit`` raises
+            :class:`~dp.BudgetExceededError`) before a round would exceed it.
+        accountant: ``"rdp"`` (or ``"pld"`` when the tight accountant is present).
+        rng: generator of the server noise; by default :func:`dp.secure_generator`.
+
+    Raises:
+        DPValueError: an argument breaks its rule (named), the strategy needs
+            individual updates, or it is already wrapped in a DP wrapper.
+
+    Notes:
+        - The server must be trusted to add the noise: it sees the un-noised sum
+          (under secure aggregation, only the sum). If it must not, use distributed DP
+          (clients add discrete noise under SecAgg+) or local DP.
+        - Clipping happens on the clients, so secure aggregation keeps the guarantee;
+          the server cannot check that a client clipped. A client that does not clip
+          weakens the protection of its own data
+          and can spoil the model (clipping is not robustness against poisoning).
+        - Noise is independent of the number of clients, so the relative noise in the
+          mean falls as ``1 / clients``: client-level DP needs many clients per round.
+          Fewer survivors (dropouts) mean a noisier mean, not a weaker guarantee.
+        - The number of contributors (and who they are) is treated as public: the
+          server sees who connects in any deployment.
+        - Federated evaluation metrics are not noised; they are protected only by
+          secure aggregation, if at all.
+    """
+
+    def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
+        self._check_budget(server_round)
+        config = _add_transform(self.strategy.configure_fit(server_round, parameters), _CLIP)
+        config[CLIP_NORM_KEY] = float(self.clipping_norm)
+        config[WEIGHTING_KEY] = "uniform"
+        return config
+
+    def aggregate_fit(
+        self, server_round: int, parameters: Parameters, aggregate: AggregateResult
+    ) -> Parameters:
+        if _uniform_count(aggregate, type(self).__name__) == 0:
+            return self.strategy.aggregate_fit(server_round, parameters, aggregate)
+        sigma = self.noise_multiplier * self.clipping_norm
+        noised = aggregate.weighted_sum + self._noise(aggregate.weighted_sum.shape[0], sigma)
+        self._spend(aggregate)
+        return self.strategy.aggregate_fit(server_round, parameters, _plain(aggregate, noised))

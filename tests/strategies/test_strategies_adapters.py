@@ -1,0 +1,66 @@
+import sys
+
+import numpy as np
+import pytest
+
+import secagg
+
+
+def test_import_does_not_pull_in_torch_or_sklearn():
+    import subprocess
+
+    code = "import sys, secagg, dp; print('torch' in sys.modules, 'sklearn' in sys.modules, 'flwr' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+def test_sklearn_logistic_regression_round_trip_and_prediction():
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.linear_model import LogisticRegression
+
+    assert sklearn
+    model = LogisticRegression()
+    secagg.init_sklearn_linear(model, n_features=4, classes=[0, 1, 2])
+    params = secagg.get_sklearn_parameters(model)
+    assert [p.shape for p in params] == [(3, 4), (3,)]
+    params[0][1, 2] = 5.0
+    secagg.set_sklearn_parameters(model, params)
+    assert model.predict(np.array([[0.0, 0.0, 1.0, 0.0]]))[0] == 1
+    got = secagg.get_sklearn_parameters(model)
+    got[0][0, 0] = 99.0  # a copy, not a view
+    assert model.coef_[0, 0] == 0.0
+    with pytest.raises(ValueError, match=r"coef_ must have shape \(3, 4\)"):
+        secagg.set_sklearn_parameters(model, [np.zeros((2, 4)), np.zeros(3)])
+    with pytest.raises(ValueError, match="arrays must be"):
+        secagg.set_sklearn_parameters(model, [np.zeros((3, 4))])
+    with pytest.raises(ValueError, match="fitted or initialised"):
+        secagg.get_sklearn_parameters(LogisticRegression())
+
+
+def test_sklearn_fitted_binary_model_without_intercept():
+    pytest.importorskip("sklearn")
+    from sklearn.linear_model import SGDClassifier
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    model = SGDClassifier(fit_intercept=False, random_state=0).fit(x, [0, 1, 0, 1])
+    params = secagg.get_sklearn_parameters(model)
+    assert len(params) == 1 and params[0].shape == (1, 2)
+    secagg.set_sklearn_parameters(model, [-params[0]])
+    assert list(model.predict(x)) == [1, 0, 1, 0]
+
+
+def test_torch_state_dict_round_trip():
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    arrays = secagg.get_torch_parameters(net)
+    assert len(arrays) == len(net.state_dict())  # buffers included (running stats, counter)
+    new = [a + 1 if a.dtype.kind == "f" else a for a in arrays]
+    secagg.set_torch_parameters(net, new)
+    for a, t in zip(new, net.state_dict().values(), strict=True):
+        np.testing.assert_array_equal(a, t.numpy())
+    trainable = secagg.get_torch_parameters(net, trainable_only=True)
+    assert len(trainable) == 6
+    secagg.set_torch_parameters(net, [np.zeros_like(a) for a in trainable], trainable_only=True)
+    assert float(net[0].weight.detach().abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="must have shape"):
+        secagg.set_torch_parameters(net, [np.zeros((9, 9))] + arrays[1:])

@@ -1,0 +1,173 @@
+"""DP wrappers: noise scale, clipping, accounting, budget and refused combinations."""
+
+import numpy as np
+import pytest
+from conftest import aggregate
+
+import dp
+import secagg
+from dp import BudgetExceededError, DPValueError, Gaussian, RdpAccountant, SampledWithoutReplacement
+
+
+def _wrapper(cls=dp.ClientSideFixedClipping, inner=None, **kw):
+    args = {"noise_multiplier": 1.5, "clipping_norm": 2.0, "num_clients": 10, "rng": np.random.default_rng(7)}
+    args.update(kw)
+    return cls(inner or secagg.FedAvg(), **args)
+
+
+def _sum_round(wrapper, d=40_000, n=5, scale=0.001):
+    config = wrapper.configure_fit(1, [np.zeros(d)])
+    rng = np.random.default_rng(1)
+    inputs = {}
+    for c in range(n):
+        u = secagg.apply_update_transforms(rng.normal(size=d) * scale, config, rng)
+        inputs[c] = (u, secagg.client_weight(10 + c, config))
+    agg = aggregate(inputs)
+    new = wrapper.aggregate_fit(1, [np.zeros(d)], agg)[0]
+    plain = agg.weighted_sum[:d] / agg.total_weight
+    return new, plain, agg
+
+
+def test_client_side_noise_scale_matches_multiplier():
+    w = _wrapper()
+    new, plain, agg = _sum_round(w)
+    noise_on_sum = (new - plain) * agg.total_weight
+    # 40,000 draws: the sample std is within 2% of the target with overwhelming probability
+    assert np.std(noise_on_sum) == pytest.approx(1.5 * 2.0, rel=0.02)
+    assert abs(np.mean(noise_on_sum)) < 0.05
+
+
+def test_adaptive_noise_scale_accounts_for_the_count():
+    w = _wrapper(dp.ClientSideAdaptiveClipping, count_noise_std=2.0)
+    expect = (1.5**-2 - (2 * 2.0) ** -2) ** -0.5
+    assert w.update_noise_multiplier == pytest.approx(expect)
+    clip = w.current_clipping_norm
+    new, plain, agg = _sum_round(w)
+    assert agg.weighted_sum.shape == (40_001,)  # the clipped-or-not bit rides along
+    assert agg.weighted_sum[-1] == 5.0  # all 5 tiny updates were under the clip
+    assert np.std((new - plain) * agg.total_weight) == pytest.approx(expect * clip, rel=0.02)
+    assert w.current_clipping_norm < clip  # everyone under the clip: it shrinks
+
+
+def test_adaptive_clip_grows_when_updates_are_clipped():
+    w = _wrapper(dp.ClientSideAdaptiveClipping, clipping_norm=0.01, count_noise_std=1.0, noise_multiplier=0.5)
+    start = w.current_clipping_norm
+    _sum_round(w, d=100, scale=1.0)
+    assert w.current_clipping_norm == pytest.approx(start * np.exp(0.2 * 0.5), rel=0.3)
+    assert w.current_clipping_norm > start
+
+
+def test_client_side_config_clips_and_weighs_uniformly():
+    w = _wrapper(inner=secagg.FedProx(proximal_mu=0.1))
+    config = w.configure_fit(1, [np.zeros(3)])
+    assert config["blindsum.weighting"] == "uniform" and config["proximal_mu"] == 0.1
+    clipped = secagg.apply_update_transforms(np.array([30.0, 40.0, 0.0]), config, np.random.default_rng())
+    np.testing.assert_allclose(clipped, [1.2, 1.6, 0.0])
+    small = secagg.apply_update_transforms(np.array([0.3, 0.4, 0.0]), config, np.random.default_rng())
+    np.testing.assert_allclose(small, [0.3, 0.4, 0.0])
+
+
+def test_weighted_sum_from_a_runtime_that_ignores_uniform_weighting_is_refused():
+    agg = aggregate({0: (np.ones(3), 5.0), 1: (np.ones(3), 1.0)})
+    with pytest.raises(DPValueError, match="uniform"):
+        _wrapper().aggregate_fit(1, [np.zeros(3)], agg)
+
+
+def test_epsilon_matches_the_accountant_full_and_partial_participation():
+    clients = {c: _Client(c) for c in range(10)}
+    w = _wrapper()
+    secagg.run_federated(w, clients, [np.zeros(3)], rounds=4, rng=np.random.default_rng(0))
+    assert w.rounds_accounted == 4
+    ref = RdpAccountant().compose(Gaussian(noise_multiplier=1.5), 4).get_epsilon(1e-5)
+    assert w.epsilon == pytest.approx(ref)
+    part = _wrapper(inner=secagg.FedAvg(fraction_fit=0.3))
+    secagg.run_federated(part, clients, [np.zeros(3)], rounds=2, rng=np.random.default_rng(0))
+    event = SampledWithoutReplacement(population_size=10, sample_size=3, event=Gaussian(noise_multiplier=0.75))
+    assert part.epsilon == pytest.approx(RdpAccountant().compose(event, 2).get_epsilon(1e-5))
+
+
+def test_budget_stops_training_before_it_is_exceeded():
+    clients = {c: _Client(c) for c in range(10)}
+    probe = _wrapper()
+    budget = (probe.epsilon_after(3) + probe.epsilon_after(4)) / 2
+    w = _wrapper(epsilon_budget=budget)
+    params, logs = secagg.run_federated(w, clients, [np.zeros(3)], rounds=10, rng=np.random.default_rng(0))
+    assert len(logs) == 3 and w.rounds_accounted == 3  # stopped there, model kept
+    assert params[0].shape == (3,)
+    with pytest.raises(BudgetExceededError) as info:  # the next round is refused
+        w.configure_fit(4, params)
+    assert w.epsilon <= budget < info.value.spent_epsilon
+
+
+def test_local_dp_noise_on_each_client_and_per_client_epsilon():
+    w = _wrapper(dp.LocalDifferentialPrivacy)
+    config = w.configure_fit(1, [np.zeros(50_000)])
+    out = secagg.apply_update_transforms(np.zeros(50_000), config, np.random.default_rng(3))
+    assert np.std(out) == pytest.approx(1.5 * 2.0, rel=0.02)
+    clients = {c: _Client(c) for c in range(10)}
+    secagg.run_federated(w, clients, [np.zeros(3)], rounds=3, rng=np.random.default_rng(0))
+    ref = RdpAccountant().compose(Gaussian(noise_multiplier=0.75), 3).get_epsilon(1e-5)
+    assert w.epsilon == pytest.approx(ref)
+
+
+def test_central_clipping_bounds_a_huge_update():
+    w = _wrapper(dp.CentralFixedClipping, noise_multiplier=1e-6)
+    assert isinstance(w.backend(server_round=1, num_clients=3), secagg.CollectingBackend)
+    config = w.configure_fit(1, [np.zeros(2)])
+    ups = {0: (np.array([1e6, 0.0]), secagg.client_weight(1, config)), 1: (np.array([0.0, 1.0]), 1.0)}
+    new = w.aggregate_fit(1, [np.zeros(2)], aggregate(ups, backend=secagg.CollectingBackend()))
+    np.testing.assert_allclose(new[0], [1.0, 0.5], atol=1e-4)  # (2, 0) + (0, 1), over 2
+    with pytest.raises(DPValueError, match="each client's update"):
+        w.aggregate_fit(1, [np.zeros(2)], aggregate(ups))
+
+
+def test_central_adaptive_runs_and_moves_the_clip():
+    clients = {c: _Client(c) for c in range(10)}
+    w = _wrapper(dp.CentralAdaptiveClipping, clipping_norm=100.0, count_noise_std=1.0, noise_multiplier=0.5)
+    secagg.run_federated(w, clients, [np.zeros(3)], rounds=3, rng=np.random.default_rng(0))
+    assert w.current_clipping_norm < 100.0 and w.rounds_accounted == 3
+
+
+def test_refused_combinations_explain_why():
+    central = _wrapper(dp.CentralFixedClipping)
+    with pytest.raises(secagg.ConfigurationError, match="server-side clipping needs each client's update"):
+        secagg.SecureAggregation(central)
+    with pytest.raises(DPValueError, match="cannot wrap SecureAggregation"):
+        _wrapper(dp.CentralFixedClipping, inner=secagg.SecureAggregation(secagg.FedAvg()))
+    with pytest.raises(DPValueError, match="needs individual updates"):
+        _wrapper(inner=secagg.FedMedian())
+    with pytest.raises(DPValueError, match="two DP wrappers"):
+        _wrapper(dp.LocalDifferentialPrivacy, inner=_wrapper())
+    with pytest.raises(DPValueError, match="count_noise_std must be"):
+        _wrapper(dp.ClientSideAdaptiveClipping, count_noise_std=0.5)
+    with pytest.raises(DPValueError, match="noise_multiplier must be"):
+        _wrapper(noise_multiplier=0.0)
+
+
+def test_client_side_dp_composes_with_secure_aggregation_both_ways():
+    inner = secagg.SecureAggregation(_wrapper())
+    outer = _wrapper(inner=secagg.SecureAggregation(secagg.FedAvg()))
+    for s in (inner, outer):
+        assert s.configure_fit(1, [np.zeros(2)])["blindsum.transforms"] == "blindsum.clip"
+
+
+class _Client:
+    def __init__(self, cid):
+        self.target = np.full(3, float(cid))
+
+    def fit(self, parameters, config):
+        return [parameters[0] + 0.5 * (self.target - parameters[0])], 5, {}
+
+    def evaluate(self, parameters, config):
+        return float(np.sum((parameters[0] - self.target) ** 2)), 5, {}
+
+
+def test_pld_accountant_is_tighter_and_matches_dp():
+    rdp = _wrapper(accountant="rdp")
+    pld = _wrapper(accountant="pld")
+    ref = dp.PldAccountant().compose(Gaussian(noise_multiplier=1.5), 5).get_epsilon(1e-5)
+    assert pld.epsilon_after(5) == pytest.approx(ref, rel=1e-9)
+    assert pld.epsilon_after(5) < rdp.epsilon_after(5)
+    with pytest.raises(DPValueError, match="accountant"):
+        _wrapper(accountant="moments")
+

@@ -1,0 +1,99 @@
+"""Flower's FedAvg-family server logic on blindsum's aggregate, against Flower itself."""
+
+import numpy as np
+import pytest
+from conftest import aggregate
+
+import secagg
+
+flwr = pytest.importorskip("flwr")
+from flwr.common import (  # noqa: E402
+    Code,
+    EvaluateRes,
+    FitRes,
+    Status,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server.strategy import FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedYogi, Krum  # noqa: E402
+
+
+def _setup(seed=0, n=6):
+    rng = np.random.default_rng(seed)
+    old = [rng.normal(size=(4, 3)), rng.normal(size=2)]
+    models = {c: [a + rng.normal(scale=0.3, size=a.shape) for a in old] for c in range(n)}
+    weights = {c: int(rng.integers(1, 40)) for c in models}
+    return old, models, weights
+
+
+def _individual_results(models, weights):
+    from flwr.server.client_proxy import ClientProxy  # noqa: F401
+
+    ok = Status(code=Code.OK, message="")
+    return [(None, FitRes(status=ok, parameters=ndarrays_to_parameters(models[c]), num_examples=weights[c], metrics={}))
+            for c in models]
+
+
+@pytest.mark.parametrize("make", [
+    lambda init: FedAvg(),
+    lambda init: FedAvgM(initial_parameters=init, server_momentum=0.9, server_learning_rate=0.5),
+    lambda init: FedAdam(initial_parameters=init, eta=0.1),
+    lambda init: FedYogi(initial_parameters=init),
+])
+def test_flower_logic_on_the_sum_equals_flower_on_individual_results(make):
+    old, models, weights = _setup()
+    init = ndarrays_to_parameters(old)
+    reference, ours = make(init), secagg.FlowerStrategy(make(init))
+    x, y = old, old
+    for server_round in (1, 2):
+        ref_params, _ = reference.aggregate_fit(server_round, _individual_results(models, weights), [])
+        x = parameters_to_ndarrays(ref_params)
+        flat_y = secagg.flatten(y)
+        agg = aggregate({c: (secagg.flatten(m) - flat_y, float(weights[c])) for c, m in models.items()})
+        y = ours.aggregate_fit(server_round, y, agg)
+        for a, b in zip(x, y, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_flower_fedavg_under_secure_aggregation_matches_within_quantisation():
+    old, models, weights = _setup(n=5)
+    ref_params, _ = FedAvg().aggregate_fit(1, _individual_results(models, weights), [])
+    s = secagg.SecureAggregation(secagg.FlowerStrategy(FedAvg()), num_neighbours=4, threshold=3, max_weight=64)
+    backend = s.backend(server_round=1, num_clients=5)
+    d = secagg.flatten(old).shape[0]
+    inputs = {c: (secagg.flatten(m) - secagg.flatten(old), float(weights[c])) for c, m in models.items()}
+    res = secagg.aggregate_inprocess(backend, inputs, round_id=1, dim=d, rng=np.random.default_rng(0))
+    new = s.aggregate_fit(1, old, res)
+    step = 1.0 / backend.round_config(round_id=1, num_clients=5, dim=d).scale
+    for a, b in zip(parameters_to_ndarrays(ref_params), new, strict=True):
+        assert np.max(np.abs(a - b)) <= step
+
+
+def test_configs_sampling_and_evaluation_follow_flower():
+    prox = secagg.FlowerStrategy(FedProx(proximal_mu=0.3, on_fit_config_fn=lambda r: {"lr": 0.1},
+                                         fraction_fit=0.5, min_fit_clients=2, min_available_clients=2),
+                                 metrics=("accuracy",))
+    assert prox.configure_fit(1, [np.zeros(2)]) == {"lr": 0.1, "proximal_mu": 0.3}
+    assert prox.num_fit_clients(10) == 5 and prox.num_fit_clients(1) == 0
+    assert prox.configure_evaluate(1, [np.zeros(2)])["blindsum.metrics"] == "accuracy"
+    reports = {0: (2.0, 10, 0.5), 1: (1.0, 30, 0.9)}
+    ok = Status(code=Code.OK, message="")
+    avg = lambda ms: {"accuracy": sum(n * m["accuracy"] for n, m in ms) / sum(n for n, _ in ms)}  # noqa: E731
+    ref = FedAvg(evaluate_metrics_aggregation_fn=avg).aggregate_evaluate(
+        1, [(None, EvaluateRes(status=ok, loss=lo, num_examples=n, metrics={"accuracy": a})) for lo, n, a in reports.values()], [])
+    ours = secagg.FlowerStrategy(FedAvg(evaluate_metrics_aggregation_fn=avg), metrics=("accuracy",))
+    agg = aggregate({c: (np.array([lo, a]), float(n)) for c, (lo, n, a) in reports.items()})
+    res = ours.aggregate_evaluate(1, [], agg)
+    assert res.loss == pytest.approx(ref[0]) and res.metrics["accuracy"] == pytest.approx(ref[1]["accuracy"])
+
+
+def test_server_side_evaluate_goes_through_flower():
+    s = secagg.FlowerStrategy(FedAvg(evaluate_fn=lambda r, p, c: (float(np.sum(p[0])), {"r": r})))
+    res = s.evaluate(3, [np.ones(4)])
+    assert res.loss == 4.0 and res.metrics == {"r": 3.0}
+
+
+@pytest.mark.parametrize("robust", [FedMedian(), Krum()])
+def test_flower_strategies_that_need_individual_results_are_refused(robust):
+    with pytest.raises(secagg.ConfigurationError, match="never one client's result"):
+        secagg.FlowerStrategy(robust)

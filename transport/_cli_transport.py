@@ -1,0 +1,267 @@
+"""``blindsum coordinator`` and ``blindsum client``: parse, call :mod:`transport._run`, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _coordinator_parser(sub)
+    _client_parser(sub)
+    _keys_parser(sub)
+
+
+def _keys_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "keys", help="make key files for the coordinator and clients",
+        description="Write the key files the coordinator and clients read: per-client "
+                    "tokens, SecAgg+ Ed25519 identities, or CKKS keys. Secret files are "
+                    "created readable by their owner only; hand each client its own.")
+    p.add_argument("kind", choices=["tokens", "identities", "ckks"])
+    p.add_argument("--ids", default="0-9", help="client ids, e.g. '0-9' or '1,4,7'")
+    p.add_argument("--out", required=True, help="directory to write into (created)")
+    p.set_defaults(handler=_run_keys)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--app", required=True, metavar="MODULE:ATTR",
+                   help="user code as 'package.module:attr' or 'path/file.py:attr'")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "coordinator", help="run a federation's coordinator (gRPC server)",
+        description="Serve rounds of federated learning over gRPC. The app is a callable "
+                    "returning (strategy, initial_parameters).")
+    _common(p)
+    p.add_argument("--address", default="127.0.0.1:9092", help="host:port to listen on")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--clients-per-round", type=int, default=10,
+                   help="clients whose updates are aggregated per round")
+    p.add_argument("--min-clients", type=int, default=2,
+                   help="a round fails with fewer clients ready than this")
+    p.add_argument("--over-selection", type=float, default=0.0,
+                   help="ask (1 + this) x clients-per-round clients; the fastest are used")
+    p.add_argument("--backend", default="plain", help="aggregation backend: plain or secagg+")
+    p.add_argument("--clip", type=float, default=1.0,
+                   help="secagg+: updates are clipped to [-clip, clip] per coordinate")
+    p.add_argument("--max-weight", type=int, default=1000,
+                   help="secagg+: largest client weight (num_examples) accepted")
+    p.add_argument("--neighbours", default=None,
+                   help="secagg+: degree of the neighbour graph (even), or 'all'; by default "
+                        "chosen with the threshold for --dropout and --corrupt")
+    p.add_argument("--threshold", type=int, help="secagg+: shares needed to recover a secret")
+    p.add_argument("--dropout", type=float, default=0.1,
+                   help="secagg+: fraction of clients expected to drop in a round")
+    p.add_argument("--corrupt", type=float, default=0.05,
+                   help="secagg+: fraction of clients that may collude with the coordinator")
+    p.add_argument("--identities", help="secagg+: file of '<client_id> <hex Ed25519 public "
+                                        "key>' lines; turns on authenticated rounds")
+    p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
+    p.add_argument("--ckks-key-holders", help="ckks: comma-separated ids of the clients "
+                                              "holding the secret key, in order of preference")
+    p.add_argument("--fit-deadline", type=float, default=60.0, help="seconds for local training")
+    p.add_argument("--stage-deadline", type=float, default=30.0,
+                   help="seconds per protocol stage; stragglers are dropped")
+    p.add_argument("--wait-for-clients", type=float, default=30.0,
+                   help="seconds to wait for enough clients before a round")
+    p.add_argument("--state-dir", help="SQLite checkpoints here; a restart resumes")
+    p.add_argument("--tls-cert", help="server certificate chain (PEM)")
+    p.add_argument("--tls-key", help="server private key (PEM)")
+    p.add_argument("--client-ca", help="CA for client certificates: turns on mutual TLS")
+    p.add_argument("--tokens", help="file of '<client_id> <token>' lines; clients must match")
+    p.add_argument("--max-message-mb", type=float, default=1024.0,
+                   help="largest protocol message a client may send (MiB)")
+    p.add_argument("--allow-insecure", action="store_true",
+                   help="allow plaintext on a non-loopback address (not recommended)")
+    p.add_argument("--seed", type=int, help="seed for client sampling (reproducible runs)")
+    p.set_defaults(handler=_run_coordinator)
+
+
+def _client_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "client", help="run one federated client",
+        description="Join a coordinator and train when sampled. The app is a callable "
+                    "taking the client id and returning fit(parameters, config), or an "
+                    "object with fit and (optionally) evaluate(parameters, config) "
+                    "methods for federated evaluation.")
+    _common(p)
+    p.add_argument("--address", default="127.0.0.1:9092", help="coordinator host:port")
+    p.add_argument("--id", type=int, required=True, dest="client_id", help="this client's id")
+    p.add_argument("--token-file", help="file holding this client's token")
+    p.add_argument("--tls", action="store_true",
+                   help="use TLS, trusting the system's root certificates")
+    p.add_argument("--root-cert", help="CA that signed the coordinator's certificate (PEM); "
+                                       "turns on TLS")
+    p.add_argument("--cert", help="client certificate chain for mutual TLS (PEM)")
+    p.add_argument("--key", help="client private key for mutual TLS (PEM)")
+    p.add_argument("--server-name", help="expected name in the coordinator's certificate")
+    p.add_argument("--accept-backend", action="append", metavar="NAME",
+                   help="refuse coordinators aggregating otherwise (repeatable)")
+    p.add_argument("--identity-key", help="secagg+: this client's Ed25519 private key "
+                                          "(PEM or 32 raw bytes), with --identities")
+    p.add_argument("--identities", help="secagg+: the same '<client_id> <hex public key>' "
+                                        "file the coordinator uses, obtained out of band")
+    p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys) on key holders, "
+                                       "secagg.encode(keys.public()) elsewhere")
+    p.add_argument("--give-up-after", type=float, default=300.0,
+                   help="seconds of failed reconnects before exiting")
+    p.set_defaults(handler=_run_client)
+
+
+def _parse_ids(text: str) -> list[int]:
+    ids: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        lo, _, hi = part.partition("-")
+        ids.extend(range(int(lo), int(hi or lo) + 1))
+    return ids
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    from transport._keys import write_key_files
+
+    for path in write_key_files(args.kind, _parse_ids(args.ids), args.out):
+        print(path)
+    return 0
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def _run_coordinator(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import transport
+    from transport._run import load_app, read_pem, serve
+
+    _logging(args.log_level)
+    strategy, parameters = load_app(args.app)()
+    config = transport.CoordinatorConfig(
+        rounds=args.rounds, clients_per_round=args.clients_per_round,
+        min_clients=args.min_clients, over_selection=args.over_selection,
+        fit_deadline=args.fit_deadline, stage_deadline=args.stage_deadline,
+        wait_for_clients=args.wait_for_clients, seed=args.seed,
+        max_message_bytes=int(args.max_message_mb * (1 << 20)))
+    tls = None
+    if args.tls_cert or args.tls_key:
+        key, cert = read_pem(args.tls_key), read_pem(args.tls_cert)
+        if key is None or cert is None:
+            raise transport.ConfigError("--tls-cert and --tls-key go together")
+        tls = transport.ServerTLS(private_key=key, certificate_chain=cert,
+                                  client_ca=read_pem(args.client_ca))
+    elif args.client_ca:
+        raise transport.ConfigError("--client-ca needs --tls-cert and --tls-key")
+    coordinator = transport.Coordinator(
+        strategy=strategy, parameters=parameters,
+        backend=transport.resolve_backend(args.backend, **_backend_options(args)), config=config,
+        store=transport.Store(args.state_dir) if args.state_dir else None,
+        tokens=transport.TokenTable.from_file(args.tokens) if args.tokens else None)
+    summary = asyncio.run(serve(coordinator, args.address, tls=tls,
+                                allow_insecure=args.allow_insecure))
+    from transport._records import evaluation_to_json
+
+    last_eval = summary.last_federated_evaluation
+    out = {"rounds_completed": summary.rounds_completed, "backend": summary.backend,
+           "dropped": summary.dropped_by_round(), "stopped": summary.stopped,
+           "federated_evaluation": evaluation_to_json(last_eval),
+           "rounds": [r.to_json() for r in summary.log]}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for rec in summary.log:
+            print(f"round {rec.server_round} ({rec.status}): {len(rec.contributors)} "
+                  f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
+        print(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
+        if last_eval is not None:
+            print(f"last federated evaluation: loss {last_eval.loss:.6g}, metrics "
+                  f"{dict(last_eval.metrics)} over {last_eval.num_clients} clients")
+        if summary.stopped:
+            print(f"training stopped early: {summary.stopped}")
+    return 0  # a budget stop is a normal end: the model is kept
+
+
+def _backend_options(args: argparse.Namespace) -> dict[str, object]:
+    from transport._keys import load_ckks_keys
+
+    if args.backend == "ckks":
+        options: dict[str, object] = {}
+        if args.ckks_keys:
+            options["keys"] = load_ckks_keys(args.ckks_keys)
+        if args.ckks_key_holders:
+            options["key_holders"] = tuple(int(c) for c in args.ckks_key_holders.split(","))
+        return options
+    if args.backend != "secagg+":
+        return {}
+    neighbours = args.neighbours
+    if neighbours not in (None, "all"):
+        neighbours = int(neighbours)
+    options = {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
+               "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
+    if args.identities:
+        from transport._keys import load_identities
+
+        options["identities"] = load_identities(args.identities)
+    return options
+
+
+def _client_backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    import transport
+    from transport._keys import load_ckks_keys, load_identities, load_identity_key
+
+    if args.ckks_keys:
+        return transport.resolve_backend("ckks", keys=load_ckks_keys(args.ckks_keys)), {}
+    if bool(args.identities) != bool(args.identity_key):
+        raise transport.ConfigError("--identities and --identity-key go together")
+    if args.identities:
+        backend = transport.resolve_backend("secagg+", for_client=True,
+                                            identities=load_identities(args.identities))
+        return backend, {"identity": load_identity_key(args.identity_key)}
+    return None, {}
+
+
+def _run_client(args: argparse.Namespace) -> int:
+    import transport
+    from transport._run import client_functions, load_app, read_pem, run_client
+
+    _logging(args.log_level)
+    fit, evaluate = client_functions(load_app(args.app)(args.client_id))
+    token = None
+    if args.token_file:
+        raw = read_pem(args.token_file)
+        token = raw.decode().strip() if raw else None
+    tls = None
+    if args.tls or args.root_cert or args.cert or args.key:
+        tls = transport.ClientTLS(root_ca=read_pem(args.root_cert),
+                                  private_key=read_pem(args.key),
+                                  certificate_chain=read_pem(args.cert),
+                                  server_name=args.server_name)
+    backend, session_options = _client_backend(args)
+    try:
+        summary = run_client(
+            address=args.address, client_id=args.client_id, fit=fit, evaluate=evaluate,
+            token=token, tls=tls,
+            backend=backend, session_options=session_options,
+            accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
+            backoff=transport.Backoff(give_up_after=args.give_up_after))
+    except transport.ConnectionLost as exc:
+        print(f"blindsum client: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"client_id": summary.client_id, "rounds_fitted": summary.rounds_fitted,
+                          "rounds_completed": summary.rounds_completed,
+                          "rounds_evaluated": summary.rounds_evaluated,
+                          "connections": summary.connections}))
+    else:
+        print(f"client {summary.client_id}: fitted {summary.rounds_fitted} rounds, "
+              f"{summary.rounds_completed} completed, {summary.connections} connections")
+    return 0

@@ -1,0 +1,263 @@
+"""Cutting :class:`~transport._messages.Message` into protobuf frames and back.
+
+A message travels as a run of ``blindsum.v1.Frame``: the first holds the header, each
+holds at most :data:`CHUNK_BYTES` of payload, the last has ``last = true``. The
+:class:`Reassembler` checks every rule and raises :class:`~transport.Rejected` with a
+status naming the rule and the sender.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from google.protobuf.message import DecodeError
+
+from secagg import Config
+from transport._errors import Code, Rejected
+from transport._generated import blindsum_pb2 as pb
+from transport._messages import Kind, Message
+
+__all__ = [
+    "CHUNK_BYTES",
+    "GRPC_MESSAGE_LIMIT",
+    "to_frames",
+    "serialize_frames",
+    "split_frame",
+    "FrameView",
+    "Reassembler",
+]
+
+CHUNK_BYTES = 1 << 20
+# gRPC's per-frame limit on both sides: a chunk plus headers, with room for peers
+# that cut 4 MiB chunks. Whole messages are limited by ``max_message_bytes``.
+GRPC_MESSAGE_LIMIT = 8 << 20
+
+
+def config_to_proto(config: Config, out: pb.Header) -> None:
+    for key, value in config.items():
+        slot = out.config[key]
+        if isinstance(value, bool):
+            slot.bool_value = value
+        elif isinstance(value, int):
+            slot.int_value = value
+        elif isinstance(value, float):
+            slot.float_value = value
+        else:
+            slot.string_value = str(value)
+
+
+def config_from_proto(header: pb.Header) -> dict[str, bool | int | float | str]:
+    out: dict[str, bool | int | float | str] = {}
+    for key, value in header.config.items():
+        which = value.WhichOneof("value")
+        if which is None:
+            raise ValueError(f"config entry {key!r} has no value")
+        out[key] = getattr(value, which)
+    return out
+
+
+def _header(message: Message) -> pb.Header:
+    header = pb.Header(
+        kind=pb.Kind.Value(f"KIND_{message.kind.name}"),
+        round_id=message.round_id,
+        size=len(message.payload),
+        detail=message.detail,
+        stage=message.stage,
+    )
+    config_to_proto(message.config, header)
+    return header
+
+
+def to_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.Frame]:
+    """The frames of one message (at least one, even with an empty payload)."""
+    header = _header(message)
+    view = memoryview(message.payload)
+    n = len(view)
+    if n <= chunk_bytes:
+        yield pb.Frame(header=header, data=message.payload, last=True)
+        return
+    for start in range(0, n, chunk_bytes):
+        end = min(start + chunk_bytes, n)
+        frame = pb.Frame(data=bytes(view[start:end]), last=end == n)
+        if start == 0:
+            frame.header.CopyFrom(header)
+        yield frame
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+# Tags (field << 3 | wire type): ClientFrame.frame and ServerFrame.frame are both
+# field 2 (length-delimited); Frame.header 1, Frame.data 2 (both LEN), Frame.last 3.
+_WRAP_FRAME = b"\x12"
+_HEADER = b"\x0a"
+_DATA = b"\x12"
+_LAST = b"\x18\x01"
+
+
+def serialize_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> list[bytes]:
+    """The wire bytes of ``ClientFrame``/``ServerFrame`` ``{frame: ...}`` for each frame.
+
+    The same bytes protobuf would write (field order aside), built with one copy of
+    the payload instead of three; parsed by ``ClientFrame.FromString`` as usual.
+    """
+    header = _header(message).SerializeToString()
+    view = memoryview(message.payload)
+    n = len(view)
+    out = []
+    for start in range(0, max(n, 1), chunk_bytes):
+        end = min(start + chunk_bytes, n)
+        parts: list[bytes | memoryview] = []
+        if start == 0:
+            parts += [_HEADER, _varint(len(header)), header]
+        if end > start:
+            parts += [_DATA, _varint(end - start), view[start:end]]
+        if end == n:
+            parts.append(_LAST)
+        inner = sum(len(p) for p in parts)
+        out.append(b"".join([_WRAP_FRAME, _varint(inner), *parts]))
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FrameView:
+    """A ``Frame`` read without copying its data (see :func:`split_frame`)."""
+
+    header: pb.Header | None
+    data: bytes | memoryview
+    last: bool
+
+
+def _read_varint(mv: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(pos, min(pos + 10, len(mv))):
+        b = mv[i]
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i + 1
+        shift += 7
+    raise IndexError("bad varint")
+
+
+def split_frame(raw: bytes) -> FrameView | None:
+    """Read ``{frame (2): Frame}`` wire bytes with the data as a view into ``raw``.
+
+    Only the plain encoding :func:`serialize_frames` writes is taken (each field at
+    most once, ``last`` 0 or 1); anything else returns ``None`` and is left to
+    protobuf's parser, which also produces the errors for malformed input.
+    """
+    mv = memoryview(raw)
+    try:
+        if len(mv) < 2 or mv[0] != 0x12:
+            return None
+        size, pos = _read_varint(mv, 1)
+        if pos + size != len(mv):
+            return None
+        header, data, last, seen = None, memoryview(b""), False, set()
+        while pos < len(mv):
+            tag = mv[pos]
+            if tag in seen:
+                return None
+            seen.add(tag)
+            if tag in (0x0A, 0x12):
+                n, pos = _read_varint(mv, pos + 1)
+                if pos + n > len(mv):
+                    return None
+                if tag == 0x0A:
+                    header = pb.Header.FromString(mv[pos:pos + n])
+                else:
+                    data = mv[pos:pos + n]
+                pos += n
+            elif tag == 0x18:
+                flag, pos = _read_varint(mv, pos + 1)
+                if flag > 1:
+                    return None
+                last = flag == 1
+            else:
+                return None
+        return FrameView(header, data, last)
+    except (IndexError, DecodeError):
+        return None
+
+
+class Reassembler:
+    """Turns the frames from one peer back into messages, checking every rule.
+
+    ``allowed`` are the kinds this peer may send; ``who`` names it in errors.
+    """
+
+    def __init__(self, *, who: str, allowed: frozenset[Kind], max_bytes: int) -> None:
+        self._who = who
+        self._allowed = allowed
+        self._max = max_bytes
+        self._header: pb.Header | None = None
+        self._parts: list[bytes | memoryview] = []
+        self._have = 0
+
+    def feed(self, frame: pb.Frame | FrameView) -> Message | None:
+        """Take one frame; return the message it completes, if any.
+
+        Raises:
+            Rejected: header missing or repeated, unknown kind, oversize payload,
+                more or fewer bytes than the header declared.
+        """
+        if isinstance(frame, FrameView):
+            head, data, last = frame.header, frame.data, frame.last
+        else:
+            head = frame.header if frame.HasField("header") else None
+            data, last = frame.data, frame.last
+        if head is not None:
+            if self._header is not None:
+                raise self._bad("sent a new header before the previous message's last frame")
+            self._start(head)
+        elif self._header is None:
+            raise self._bad("sent a frame without a header at the start of a message")
+        assert self._header is not None
+        self._have += len(data)
+        if self._have > self._header.size:
+            raise self._bad(f"sent more than the {self._header.size} bytes its header declared")
+        self._parts.append(data)
+        if not last:
+            return None
+        header, parts, have = self._header, self._parts, self._have
+        self._header, self._parts, self._have = None, [], 0
+        if have != header.size:
+            raise self._bad(f"ended a message after {have} of {header.size} declared bytes")
+        try:
+            config = config_from_proto(header)
+        except ValueError as exc:
+            raise self._bad(str(exc)) from None
+        return Message(
+            kind=Kind(header.kind),
+            round_id=header.round_id,
+            payload=parts[0] if len(parts) == 1 and isinstance(parts[0], bytes)
+            else b"".join(parts),
+            config=config,
+            detail=header.detail,
+            stage=header.stage,
+        )
+
+    def _start(self, header: pb.Header) -> None:
+        try:
+            kind = Kind(header.kind)
+        except ValueError:
+            raise self._bad(f"sent a message of unknown kind {header.kind}") from None
+        if kind not in self._allowed:
+            raise self._bad(f"may not send {kind.name} messages")
+        if header.size > self._max:
+            raise Rejected(
+                Code.RESOURCE_EXHAUSTED,
+                f"{self._who} announced a {header.size}-byte {kind.name} message; "
+                f"the limit is {self._max} bytes",
+            )
+        self._header = header
+
+    def _bad(self, what: str) -> Rejected:
+        return Rejected(Code.INVALID_ARGUMENT, f"{self._who} {what}")

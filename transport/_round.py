@@ -1,0 +1,313 @@
+"""One round, driven generically over any :class:`secagg.Backend`.
+
+Rules of a round (the coordinator's side of the contract):
+
+1. ``fit`` (or ``evaluate``): every sampled client gets ``FIT`` (``EVALUATE``); the
+   first ``clients_per_round`` that answer ``READY`` are selected, later ones are released (``ROUND_END``), and those
+   silent at the fit deadline are dropped with ``DEADLINE_EXCEEDED``.
+2. Protocol stages: whatever the server session's ``next_messages()`` returns is sent;
+   every recipient answers ``PROTOCOL`` or ``NO_REPLY``. When nobody is outstanding the
+   session moves on by itself or is told ``close_stage()``; at the stage deadline the
+   silent ones are dropped (``drop``) and ``close_stage()`` is called.
+3. A client whose stream breaks, who aborts, or whose message the session rejects is
+   dropped at the stage it was in; the round goes on as far as the protocol allows.
+
+All session calls run on one worker thread, so the event loop keeps moving bytes
+while a backend computes; the session itself never sees a clock or a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+
+import secagg
+from secagg import AggregateResult, Backend, ServerSession
+from transport._errors import Code
+from transport._messages import Kind, Message
+
+__all__ = ["RoundState", "RoundDriver", "RoundFailed", "DROP"]
+
+log = logging.getLogger("blindsum.coordinator")
+T = TypeVar("T")
+DROP = "drop"
+
+
+class RoundFailed(Exception):
+    """The round cannot finish (too few clients, the backend could not recover)."""
+
+
+@dataclasses.dataclass(eq=False)
+class RoundState:
+    """What the coordinator's message dispatcher must know about the running round."""
+
+    round_id: int
+    server_round: int
+    sampled: frozenset[int]
+    stage: str = "fit"
+    awaiting_ready: set[int] = dataclasses.field(default_factory=set)
+    expecting: set[int] = dataclasses.field(default_factory=set)
+    released: set[int] = dataclasses.field(default_factory=set)
+    gone: set[int] = dataclasses.field(default_factory=set)
+    sent_at: dict[int, float] = dataclasses.field(default_factory=dict)
+    latencies: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    events: asyncio.Queue[tuple[int, Message | str]] = dataclasses.field(
+        default_factory=asyncio.Queue
+    )
+
+    def active(self, cid: int) -> bool:
+        return cid in self.sampled and cid not in self.released and cid not in self.gone
+
+    def answered(self, cid: int) -> None:
+        """Note the time from our request to ``cid``'s complete answer."""
+        sent = self.sent_at.pop(cid, None)
+        if sent is not None:
+            self.latencies.setdefault(self.stage, []).append(time.monotonic() - sent)
+
+    def latency_summary(self) -> dict[str, tuple[float, float, float]]:
+        """Per stage: p50, p99 and max seconds from request to answer."""
+        out = {}
+        for stage, values in self.latencies.items():
+            p50, p99 = np.percentile(values, [50, 99])
+            out[stage] = (float(p50), float(p99), float(max(values)))
+        return out
+
+
+class RoundDriver:
+    """Runs the local phase (``"fit"`` or ``"evaluate"``: the clients compute their
+    inputs) and then the backend's stages of one aggregation."""
+
+    def __init__(
+        self, *, state: RoundState, pool: ThreadPoolExecutor,
+        send: Callable[[int, Message], None], close: Callable[[int, Code, str], None],
+        stage_started: Callable[[str, int, tuple[int, ...]], None],
+        fit_deadline: float, stage_deadline: float, clients_per_round: int, min_clients: int,
+        phase: str = "fit",
+    ) -> None:
+        self.r = state
+        self.phase = phase
+        state.stage = phase
+        self._pool = pool
+        self._send = send
+        self._close = close
+        self._stage_started = stage_started
+        self._fit_deadline = fit_deadline
+        self._stage_deadline = stage_deadline
+        self._target = clients_per_round
+        self._min = min_clients
+        self.selected: tuple[int, ...] = ()
+        self.dropped: dict[str, list[int]] = {}
+        self.stage_seconds: dict[str, float] = {}
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _next_event(self, deadline: float) -> tuple[int, Message | str] | None:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(self.r.events.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def _record_drop(self, cid: int, stage: str, why: str) -> None:
+        self.r.gone.add(cid)
+        self.dropped.setdefault(stage, []).append(cid)
+        log.info("round %d: client %d dropped at stage %s: %s", self.r.server_round, cid, stage, why)
+
+    def _drop_straggler(self, cid: int, stage: str, deadline: float) -> None:
+        self._record_drop(cid, stage, "missed the deadline")
+        self._close(
+            cid, Code.DEADLINE_EXCEEDED,
+            f"client {cid} missed the {deadline:g} s deadline of stage {stage!r} "
+            f"in round {self.r.server_round}",
+        )
+
+    async def fit(self, fit_message: Message) -> tuple[int, ...]:
+        """Send ``FIT`` (or ``EVALUATE``) to the sampled clients; return the selected ones."""
+        r = self.r
+        phase = self.phase
+        start = time.monotonic()
+        self._stage_started(phase, 0, tuple(sorted(r.sampled)))
+        r.awaiting_ready = set(r.sampled)
+        for cid in sorted(r.sampled):
+            r.sent_at[cid] = time.monotonic()
+            self._send(cid, fit_message)
+        deadline = start + self._fit_deadline
+        ready: list[int] = []
+        pending = set(r.sampled)  # not yet READY nor dropped, as far as processed events go
+        while len(ready) < self._target and pending:
+            event = await self._next_event(deadline)
+            if event is None:
+                break
+            cid, what = event
+            pending.discard(cid)
+            if isinstance(what, str):
+                if cid in ready:
+                    ready.remove(cid)
+                self._record_drop(cid, phase, what)
+            elif what.kind is Kind.READY:
+                ready.append(cid)
+        # READY messages already queued but not processed still count as on time
+        while len(ready) < self._target and not r.events.empty():
+            cid, what = r.events.get_nowait()
+            pending.discard(cid)
+            if not isinstance(what, str) and what.kind is Kind.READY:
+                ready.append(cid)
+            elif isinstance(what, str):
+                if cid in ready:
+                    ready.remove(cid)
+                self._record_drop(cid, phase, what)
+        for cid in sorted(pending & r.gone):  # vanished; their notice is still queued
+            if cid not in self._dropped_ids():
+                self._record_drop(cid, phase, "vanished")
+        leftovers = sorted(pending - r.gone)
+        r.awaiting_ready.clear()
+        for cid in leftovers:
+            if len(ready) >= self._target:
+                r.released.add(cid)
+                self._send(cid, Message(kind=Kind.ROUND_END, round_id=r.round_id,
+                                        detail="not needed this round (over-selection)"))
+            else:
+                self._drop_straggler(cid, phase, self._fit_deadline)
+        self.stage_seconds[phase] = time.monotonic() - start
+        if len(ready) < self._min:
+            raise RoundFailed(f"only {len(ready)} clients were ready to {phase}, "
+                              f"at least {self._min} needed")
+        self.selected = tuple(sorted(ready))
+        return self.selected
+
+    async def aggregate(
+        self, *, backend: Backend, dim: int, rng: np.random.Generator
+    ) -> AggregateResult:
+        """Drive ``backend``'s stages over the selected clients; return the aggregate.
+
+        Raises:
+            RoundFailed: the backend raised (a :class:`secagg.RecoveryError` when too
+                many clients dropped, a protocol or configuration error).
+        """
+        r = self.r
+        try:
+            session: ServerSession = backend.server_session(
+                round_id=r.round_id, client_ids=self.selected, dim=dim, rng=rng
+            )
+            for cid in sorted(r.gone & set(self.selected)):
+                session.drop(cid)
+            await self._stages(session)
+            return await self._call(session.result)
+        except secagg.SecAggError as exc:
+            raise RoundFailed(f"{type(exc).__name__} in stage {r.stage!r}: {exc}") from exc
+
+    async def _stages(self, session: ServerSession) -> None:
+        r = self.r
+        outstanding: set[int] = set()
+        index, stalls = 0, 0
+        deadline = stage_start = time.monotonic()
+        out: dict[int, object] = {}
+        while True:
+            out = out or await self._call(session.next_messages)
+            if out:
+                new_stage = index == 0 or str(session.stage) != r.stage
+                if new_stage:
+                    self._close_timing(stage_start)
+                    index, stage_start = index + 1, time.monotonic()
+                if new_stage or not outstanding:  # a fresh wait gets a full deadline
+                    deadline = time.monotonic() + self._stage_deadline
+                stalls = 0
+                outstanding |= await self._send_stage(session, index, out, new_stage=new_stage)
+                out = {}
+            if session.done:
+                self._close_timing(stage_start)
+                return
+            if not outstanding:
+                # everyone asked has answered or vanished, yet the stage is open: the
+                # session may have more to send (a drop can trigger that), or must move on
+                out = await self._call(session.next_messages)
+                if out:
+                    continue
+                stalls += 1
+                if stalls > 3:
+                    raise RoundFailed(f"the backend session stalled in stage {session.stage!r}")
+                await self._call(session.close_stage)
+                continue
+            event = await self._next_event(deadline)
+            if event is None:
+                # close_stage() turns the silent ones into dropouts inside the session;
+                # dropping them one by one could let the session advance on its own
+                # and the close would then hit the next stage.
+                for cid in sorted(outstanding):
+                    self._drop_straggler(cid, r.stage, self._stage_deadline)
+                outstanding.clear()
+                r.expecting.clear()
+                await self._call(session.close_stage)
+                continue
+            await self._handle(session, outstanding, *event)
+
+    def _close_timing(self, stage_start: float) -> None:
+        if self.r.stage != self.phase:
+            self.stage_seconds[self.r.stage] = time.monotonic() - stage_start
+
+    async def _send_stage(
+        self, session: ServerSession, index: int, out: dict[int, object], new_stage: bool = True
+    ) -> set[int]:
+        r = self.r
+        r.stage = str(session.stage)
+        for cid in sorted(c for c in out if c in r.gone and c not in self._dropped_ids()):
+            self._record_drop(cid, r.stage, "vanished")
+            await self._call(session.drop, cid)
+        recipients = tuple(sorted(cid for cid in out if cid not in r.gone))
+        if new_stage:
+            self._stage_started(r.stage, index, recipients)
+        payloads = await self._call(lambda: {cid: secagg.encode(out[cid]) for cid in recipients})
+        sent: set[int] = set()
+        for cid in recipients:
+            if cid in r.gone:  # vanished while the payloads were encoded
+                if cid not in self._dropped_ids():
+                    self._record_drop(cid, r.stage, "vanished")
+                    await self._call(session.drop, cid)
+                continue
+            r.expecting.add(cid)
+            r.sent_at[cid] = time.monotonic()
+            sent.add(cid)
+            self._send(cid, Message(kind=Kind.PROTOCOL, round_id=r.round_id,
+                                    payload=payloads[cid], stage=r.stage))
+        return sent
+
+    async def _handle(
+        self, session: ServerSession, outstanding: set[int], cid: int, what: Message | str
+    ) -> None:
+        r = self.r
+        outstanding.discard(cid)
+        if isinstance(what, str):
+            if cid in self.selected and cid not in self._dropped_ids():
+                self._record_drop(cid, r.stage, what)
+                await self._call(session.drop, cid)
+            return
+        if what.kind is not Kind.PROTOCOL:
+            return
+        try:
+            await self._call(_decode_and_receive, session, cid, what.payload)
+        except secagg.RemoteProtocolError as exc:
+            culprit = exc.peer if isinstance(exc.peer, int) and exc.peer in self.selected else cid
+            self._record_drop(culprit, r.stage, "protocol error")
+            await self._call(session.drop, culprit)
+            outstanding.discard(culprit)
+            r.expecting.discard(culprit)
+            self._close(culprit, Code.INVALID_ARGUMENT,
+                        f"client {culprit} in stage {r.stage!r}: {exc.reason}")
+
+    def _dropped_ids(self) -> set[int]:
+        return {c for ids in self.dropped.values() for c in ids}
+
+
+def _decode_and_receive(session: ServerSession, cid: int, payload: bytes) -> None:
+    session.receive(cid, secagg.decode(payload, peer=cid))
+
