@@ -82,7 +82,8 @@ def graph_parameters(clients: int, dropout: float, corrupt: float, threat: str) 
 
 
 def run_one(*, clients: int, dim: int, dropout: float, neighbours: int | str, threshold: int | None,
-            seed: int, progress: bool, source: str = "") -> dict[str, Any]:
+            seed: int, progress: bool, source: str = "", corrupt: float = 0.05,
+            threat: str = "semi-honest") -> dict[str, Any]:
     import secagg
     from secagg import _simulate
 
@@ -93,7 +94,8 @@ def run_one(*, clients: int, dim: int, dropout: float, neighbours: int | str, th
     wall0 = time.perf_counter()
     with _common.clock(_simulate, "cpu"):
         res = secagg.simulate(clients=clients, dim=dim,
-                              backend=secagg.SecAggPlusBackend(neighbours=neighbours, threshold=threshold),
+                              backend=secagg.SecAggPlusBackend(neighbours=neighbours, threshold=threshold,
+                                                               dropout=dropout, corrupt=corrupt, threat=threat),
                               dropouts=schedule, seed=seed, progress=bar)
     bar.close()
     k = int(res.neighbours or clients - 1)
@@ -201,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plans.append(("all", None))
             for neighbours, threshold in plans:
                 row = run_one(clients=n, dim=dim, dropout=p, neighbours=neighbours, threshold=threshold,
-                              seed=args.seed, progress=not args.no_progress, source=source)
+                              seed=args.seed, progress=not args.no_progress, source=source,
+                              corrupt=args.corrupt, threat=args.threat)
                 rows.append(row)
                 print(f"{row['graph']:8s} n={n:6d} drop={p:.0%} k={row['neighbours']} t={row['threshold']}: "
                       f"client {row['client_mean_s']:.4f} s, server {row['server_s']:.3f} s, "

@@ -55,6 +55,15 @@ def keystream_bytes(result: Any) -> int:
     return masks * word * (result.dim + 1)
 
 
+def threshold(clients: int) -> int:
+    """A strict majority of the n shares of each secret (n - 1 neighbours and the owner).
+
+    Fixed rather than blindsum's complete-graph default ``ceil(n (1 - dropout))``, so that
+    one threshold serves every dropout rate, as in the paper's table.
+    """
+    return clients // 2 + 1
+
+
 def crypto_rates(samples: int = 2000) -> dict[str, float]:
     """Operations per CPU-second of the per-pair server work other than the keystream."""
     from secagg import _crypto
@@ -82,7 +91,7 @@ def run_one(*, clients: int, dim: int, dropout: float, seed: int, progress: bool
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with _common.clock(_simulate, clock):
         result = secagg.simulate(clients=clients, dim=dim,
-                                 backend=secagg.SecAggPlusBackend(neighbours="all"),
+                                 backend=secagg.SecAggPlusBackend(neighbours="all", threshold=threshold(clients)),
                                  dropouts=schedule, seed=seed, progress=bar)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     bar.close()
