@@ -93,7 +93,8 @@ def run_one(*, clients: int, dim: int, dropout: float, neighbours: int | str, th
     wall0 = time.perf_counter()
     with _common.clock(_simulate, "cpu"):
         res = secagg.simulate(clients=clients, dim=dim,
-                              backend=secagg.SecAggPlusBackend(neighbours=neighbours, threshold=threshold),
+                              backend=secagg.SecAggPlusBackend(neighbours=neighbours, threshold=threshold,
+                                                               dropout=dropout),
                               dropouts=schedule, seed=seed, progress=bar)
     bar.close()
     k = int(res.neighbours or clients - 1)

@@ -82,7 +82,8 @@ def run_one(*, clients: int, dim: int, dropout: float, seed: int, progress: bool
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with _common.clock(_simulate, clock):
         result = secagg.simulate(clients=clients, dim=dim,
-                                 backend=secagg.SecAggPlusBackend(neighbours="all"),
+                                 # complete graph; t = ceil(n (1 - dropout)), Google's rule
+                                 backend=secagg.SecAggPlusBackend(neighbours="all", dropout=dropout),
                                  dropouts=schedule, seed=seed, progress=bar)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     bar.close()
