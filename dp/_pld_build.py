@@ -7,10 +7,13 @@ loss falls in ``(e_k, e_{k+1}]`` is split between the two grid points so that bo
 P-mass and its Q-mass are kept. As a function of ``exp(eps)`` the hockey-stick curve of
 the result is the chord of the true (convex) curve between grid points, hence above it
 for every ``eps``, and composition keeps the order. P-mass below the grid moves up to
-the lowest grid point and P-mass above it moves to ``+inf`` (both pessimistic).
+the lowest grid point and P-mass above it moves to ``+inf`` (both pessimistic). The
+Gaussian grids stop ``_TAIL_SIGMAS`` standard deviations out, so at most about 1e-22 of
+P-mass per step goes to ``+inf`` (dp_accounting truncates at e^-50 = 1.9e-22).
 
 Interval masses are computed from Gaussian tails on the side where they are small, so
-no mass is lost to cancellation.
+no mass is lost to cancellation; the remove and add directions share their x edges, so
+the error function is evaluated once per edge and Gaussian.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from numpy.typing import NDArray
 __all__ = ["DiscretePld", "gaussian_pld_pair", "norm_sf", "norm_cdf", "connect_dots", "grid"]
 
 Floats = NDArray[np.float64]
-_TAIL_SIGMAS = 9.75  # N(0,1) tail beyond 9.75 is 9.2e-23 (dp_accounting truncates at e^-50 = 1.9e-22)
+_TAIL_SIGMAS = 9.75  # N(0,1) tail beyond 9.75 is 9.2e-23
 
 
 def norm_sf(t: Floats) -> Floats:
