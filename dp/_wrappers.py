@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -79,8 +79,7 @@ def _add_transform(config: Config, name: str) -> dict[str, bool | int | float | 
     return out
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-def check_privacy_arguments(wrapper: object) -> None:
+def check_privacy_arguments(wrapper: Any) -> None:
     """The arguments every DP wrapper shares: positive finite ``noise_multiplier`` and
     ``clipping_norm``, ``delta`` in (0, 1), a positive ``epsilon_budget`` or none.
 
@@ -98,6 +97,7 @@ def check_privacy_arguments(wrapper: object) -> None:
         raise DPValueError(f"epsilon_budget must be > 0, got {budget!r}")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class PrivacyWrapper(StrategyWrapper):
     """Shared by the DP wrappers: per-round accounting, epsilon so far, the budget.
 
