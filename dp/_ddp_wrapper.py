@@ -10,7 +10,6 @@ rounds so far.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -20,7 +19,7 @@ from dp._ddp_backend import DistributedDPBackend
 from dp._distributed import distributed_rdp
 from dp._errors import BudgetExceededError, DPValueError
 from dp._rdp import DEFAULT_ORDERS, rdp_to_epsilon
-from dp._wrappers import PrivacyWrapper
+from dp._wrappers import PrivacyWrapper, check_privacy_arguments
 from secagg import AggregateResult, Backend, Config, Parameters, StrategyWrapper, fit_dim
 
 __all__ = ["DistributedDP"]
@@ -78,16 +77,9 @@ class DistributedDP(StrategyWrapper):
 
     def __post_init__(self) -> None:
         StrategyWrapper.__post_init__(self)
-        for name in ("noise_multiplier", "clipping_norm"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise DPValueError(f"{name} must be finite and > 0, got {value!r}")
+        check_privacy_arguments(self)
         if self.clients_per_round < 2:
             raise DPValueError(f"clients_per_round must be >= 2, got {self.clients_per_round}")
-        if not 0.0 < self.delta < 1.0:
-            raise DPValueError(f"delta must be in (0, 1), got {self.delta!r}")
-        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
-            raise DPValueError(f"epsilon_budget must be > 0, got {self.epsilon_budget!r}")
         current = self.strategy
         while True:
             if getattr(current, "needs_individual_updates", False):

@@ -7,10 +7,13 @@ loss falls in ``(e_k, e_{k+1}]`` is split between the two grid points so that bo
 P-mass and its Q-mass are kept. As a function of ``exp(eps)`` the hockey-stick curve of
 the result is the chord of the true (convex) curve between grid points, hence above it
 for every ``eps``, and composition keeps the order. P-mass below the grid moves up to
-the lowest grid point and P-mass above it moves to ``+inf`` (both pessimistic).
+the lowest grid point and P-mass above it moves to ``+inf`` (both pessimistic). The
+Gaussian grids stop ``_TAIL_SIGMAS`` standard deviations out, so at most about 1e-22 of
+P-mass per step goes to ``+inf`` (dp_accounting truncates at e^-50 = 1.9e-22).
 
 Interval masses are computed from Gaussian tails on the side where they are small, so
-no mass is lost to cancellation.
+no mass is lost to cancellation; the remove and add directions share their x edges, so
+the error function is evaluated once per edge and Gaussian.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from numpy.typing import NDArray
 __all__ = ["DiscretePld", "gaussian_pld_pair", "norm_sf", "norm_cdf", "connect_dots", "grid"]
 
 Floats = NDArray[np.float64]
-_TAIL_SIGMAS = 11.0  # N(0,1) tail beyond 11 is 2e-28
-_erfc = np.frompyfunc(math.erfc, 1, 1)
+_TAIL_SIGMAS = 9.75  # N(0,1) tail beyond 9.75 is 9.2e-23
 
 
 def norm_sf(t: Floats) -> Floats:
     """Standard normal survival function ``P(N(0,1) > t)``, accurate in the far tail."""
-    return np.asarray(_erfc(np.asarray(t, dtype=np.float64) / math.sqrt(2.0)), dtype=np.float64) / 2.0
+    u = np.asarray(t, dtype=np.float64) / math.sqrt(2.0)
+    out = np.fromiter(map(math.erfc, u.ravel().tolist()), np.float64, count=u.size)
+    return out.reshape(u.shape) / 2.0
 
 
 def norm_cdf(t: Floats) -> Floats:
@@ -44,7 +48,11 @@ def _interval_masses(t: Floats) -> Floats:
     Each difference is taken in the tail where both ends are small, so no mass is lost
     to cancellation; the error function is evaluated once per edge.
     """
-    tail = norm_sf(np.abs(t))  # the small side of each edge
+    return _masses_from_tail(t, norm_sf(np.abs(t)))
+
+
+def _masses_from_tail(t: Floats, tail: Floats) -> Floats:
+    """:func:`_interval_masses` given ``tail = norm_sf(|t|)`` (the small side of each edge)."""
     sf = np.where(t >= 0.0, tail, 1.0 - tail)
     cdf = np.where(t < 0.0, tail, 1.0 - tail)
     upper = t[:-1] >= 0.0
@@ -113,16 +121,27 @@ def gaussian_pld_pair(
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(0.5 + s2 * np.log((np.expm1(ell) + q) / q))
 
-    def masses(x_edges: Floats) -> tuple[Floats, Floats]:
-        """Interval masses of mu0 and mu1 between increasing edges."""
-        return _interval_masses(x_edges / s), _interval_masses((x_edges - 1) / s)
+    # Both directions use the same x edges x_of(j * interval) (remove on j, add on -j),
+    # so the error function is evaluated once per edge of the union of the two grids.
+    rem_edges = grid(max(loss_remove(x_lo), log1mq) if q < 1.0 else loss_remove(x_lo),
+                     loss_remove(x_hi), interval)
+    hi_loss = -loss_remove(x_lo)
+    add_edges = grid(-loss_remove(x_hi), hi_loss if q == 1.0 else min(hi_loss, -log1mq), interval)
+    j0 = min(int(rem_edges[0]), -int(add_edges[-1]))
+    j1 = max(int(rem_edges[-1]), -int(add_edges[0]))
+    xs = x_of(np.arange(j0, j1 + 1, dtype=np.int64) * interval)
+    xs = np.where(np.isnan(xs), -np.inf, xs)  # below log(1-q): no x at all
+    t0, t1 = xs / s, (xs - 1.0) / s
+    m0_all = _masses_from_tail(t0, norm_sf(np.abs(t0)))  # m[i]: mass of (xs[i], xs[i+1]]
+    m1_all = _masses_from_tail(t1, norm_sf(np.abs(t1)))
+
+    def masses(j_lo: int, j_hi: int) -> tuple[Floats, Floats, Floats]:
+        """x edges for j in [j_lo, j_hi] and the mu0, mu1 masses between them."""
+        return xs[j_lo - j0: j_hi - j0 + 1], m0_all[j_lo - j0: j_hi - j0], m1_all[j_lo - j0: j_hi - j0]
 
     # remove: P = mix, Q = mu0, loss increasing in x, loss > log(1-q).
-    lo_loss = max(loss_remove(x_lo), log1mq) if q < 1.0 else loss_remove(x_lo)
-    edges = grid(lo_loss, loss_remove(x_hi), interval)
-    xe = x_of(edges * interval)
-    xe = np.where(np.isnan(xe), -np.inf, xe)  # below log(1-q): no x at all
-    m0, m1 = masses(xe)
+    edges = rem_edges
+    xe, m0, m1 = masses(int(edges[0]), int(edges[-1]))
     p_int, q_int = (1 - q) * m0 + q * m1, m0
     x_top = float(xe[-1])
     p_above = (1 - q) * float(norm_sf(np.array(x_top / s))) + q * float(
@@ -136,12 +155,10 @@ def gaussian_pld_pair(
     remove = connect_dots(edges, p_int, q_int, interval, p_below, p_above)
 
     # add: P = mu0, Q = mix, loss = -loss_remove(x), decreasing in x, loss < -log(1-q).
-    hi_loss = -loss_remove(x_lo)
-    edges = grid(-loss_remove(x_hi), hi_loss if q == 1.0 else min(hi_loss, -log1mq), interval)
+    edges = add_edges
     # loss in (e_k, e_{k+1}] <=> x in [x_of(-e_{k+1}), x_of(-e_k))
-    xe = x_of(-edges * interval)
-    xe = np.where(np.isnan(xe), -np.inf, xe)
-    m0, m1 = masses(xe[::-1])
+    xr, m0, m1 = masses(-int(edges[-1]), -int(edges[0]))  # increasing x
+    xe = xr[::-1]
     p_int, q_int = m0[::-1], ((1 - q) * m0 + q * m1)[::-1]
     x_bottom = float(xe[0])  # losses below the grid: x beyond x_bottom
     p_below = float(norm_sf(np.array(x_bottom / s)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -79,6 +79,24 @@ def _add_transform(config: Config, name: str) -> dict[str, bool | int | float | 
     return out
 
 
+def check_privacy_arguments(wrapper: Any) -> None:
+    """The arguments every DP wrapper shares: positive finite ``noise_multiplier`` and
+    ``clipping_norm``, ``delta`` in (0, 1), a positive ``epsilon_budget`` or none.
+
+    Raises:
+        DPValueError: naming the argument and its rule.
+    """
+    for name in ("noise_multiplier", "clipping_norm"):
+        value = getattr(wrapper, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise DPValueError(f"{name} must be finite and > 0, got {value!r}")
+    delta, budget = wrapper.delta, wrapper.epsilon_budget
+    if not 0.0 < delta < 1.0:
+        raise DPValueError(f"delta must be in (0, 1), got {delta!r}")
+    if budget is not None and not budget > 0:
+        raise DPValueError(f"epsilon_budget must be > 0, got {budget!r}")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PrivacyWrapper(StrategyWrapper):
     """Shared by the DP wrappers: per-round accounting, epsilon so far, the budget.
@@ -103,16 +121,9 @@ class PrivacyWrapper(StrategyWrapper):
 
     def __post_init__(self) -> None:
         StrategyWrapper.__post_init__(self)
-        for name in ("noise_multiplier", "clipping_norm"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise DPValueError(f"{name} must be finite and > 0, got {value!r}")
+        check_privacy_arguments(self)
         if int(self.num_clients) < 1:
             raise DPValueError(f"num_clients must be >= 1, got {self.num_clients!r}")
-        if not 0.0 < self.delta < 1.0:
-            raise DPValueError(f"delta must be in (0, 1), got {self.delta!r}")
-        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
-            raise DPValueError(f"epsilon_budget must be > 0, got {self.epsilon_budget!r}")
         if getattr(self.strategy, "needs_individual_updates", False):
             raise DPValueError(
                 f"{type(self).__name__} adds noise to the sum of updates, but "

@@ -229,9 +229,13 @@ def evaluation_vector(loss: float, metrics: Mapping[str, Scalar], config: Config
 
 def flatten(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Concatenate arrays into one flat ``float64`` vector (the order is kept)."""
-    if not arrays:
-        return np.zeros(0)
-    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+    sizes = [int(np.size(a)) for a in arrays]
+    out = np.empty(sum(sizes), dtype=np.float64)
+    offset = 0
+    for a, size in zip(arrays, sizes, strict=True):  # one pass per array, no temporaries
+        out[offset : offset + size] = np.asarray(a).reshape(-1)
+        offset += size
+    return out
 
 
 def unflatten(vector: np.ndarray, like: Sequence[np.ndarray]) -> Parameters:

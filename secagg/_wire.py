@@ -34,7 +34,7 @@ _MAGIC = b"BS"
 MAX_ARRAY_BYTES = 1 << 34
 _ALLOWED_DTYPES = frozenset({"<u2", "<u4", "<u8", "<i8", "<f8", "<f4", "|u1"})
 
-_Writer = Callable[[list[bytes], Any], None]
+_Writer = Callable[[list[Any], Any], None]
 _Reader = Callable[["_Cursor"], Any]
 _by_tag: dict[int, tuple[type, _Reader]] = {}
 _by_type: dict[type, tuple[int, _Writer]] = {}
@@ -67,34 +67,35 @@ _F64 = struct.Struct("<d")
 _U8 = struct.Struct("<B")
 
 
-def _w_int(out: list[bytes], v: Any) -> None:
+def _w_int(out: list[Any], v: Any) -> None:
     out.append(_I64.pack(v))
 
 
-def _w_float(out: list[bytes], v: Any) -> None:
+def _w_float(out: list[Any], v: Any) -> None:
     out.append(_F64.pack(v))
 
 
-def _w_bool(out: list[bytes], v: Any) -> None:
+def _w_bool(out: list[Any], v: Any) -> None:
     out.append(_U8.pack(1 if v else 0))
 
 
-def _w_bytes(out: list[bytes], v: Any) -> None:
+def _w_bytes(out: list[Any], v: Any) -> None:
     out.append(_U32.pack(len(v)))
     out.append(bytes(v))
 
 
-def _w_str(out: list[bytes], v: Any) -> None:
+def _w_str(out: list[Any], v: Any) -> None:
     _w_bytes(out, v.encode("utf-8"))
 
 
-def _w_array(out: list[bytes], v: Any) -> None:
+def _w_array(out: list[Any], v: Any) -> None:
     arr = np.ascontiguousarray(v)
     dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
     _w_str(out, dt.str)
     out.append(_U32.pack(arr.ndim))
     out.extend(_I64.pack(s) for s in arr.shape)
-    out.append(arr.astype(dt, copy=False).tobytes())
+    # a view, not a copy: encode() joins everything into one bytes object once
+    out.append(np.ascontiguousarray(arr.astype(dt, copy=False)).reshape(-1).view(np.uint8).data)
 
 
 def _r_int(c: _Cursor) -> int:
@@ -158,7 +159,7 @@ def _codec_for(tp: Any) -> tuple[_Writer, _Reader]:
     if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
         inner_w, inner_r = _codec_for(next(a for a in args if a is not type(None)))
 
-        def w_opt(out: list[bytes], v: Any) -> None:
+        def w_opt(out: list[Any], v: Any) -> None:
             _w_bool(out, v is not None)
             if v is not None:
                 inner_w(out, v)
@@ -170,7 +171,7 @@ def _codec_for(tp: Any) -> tuple[_Writer, _Reader]:
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item_w, item_r = _codec_for(args[0])
 
-        def w_seq(out: list[bytes], v: Any) -> None:
+        def w_seq(out: list[Any], v: Any) -> None:
             out.append(_U32.pack(len(v)))
             for item in v:
                 item_w(out, item)
@@ -185,7 +186,7 @@ def _codec_for(tp: Any) -> tuple[_Writer, _Reader]:
     if origin is tuple:
         codecs = [_codec_for(a) for a in args]
 
-        def w_tup(out: list[bytes], v: Any) -> None:
+        def w_tup(out: list[Any], v: Any) -> None:
             for (w, _), item in zip(codecs, v, strict=True):
                 w(out, item)
 
@@ -202,7 +203,7 @@ def _dataclass_codec(cls: type) -> tuple[_Writer, _Reader]:
     hints = typing.get_type_hints(cls)
     fields = [(f.name, _codec_for(hints[f.name])) for f in dataclasses.fields(cls)]
 
-    def w_dc(out: list[bytes], v: Any) -> None:
+    def w_dc(out: list[Any], v: Any) -> None:
         for name, (w, _) in fields:
             w(out, getattr(v, name))
 
@@ -234,7 +235,7 @@ def encode(message: object) -> bytes:
         tag, writer = _by_type[type(message)]
     except KeyError:
         raise TypeError(f"{type(message).__name__} is not a registered message") from None
-    out: list[bytes] = [_MAGIC, bytes((WIRE_VERSION, tag))]
+    out: list[Any] = [_MAGIC, bytes((WIRE_VERSION, tag))]
     writer(out, message)
     return b"".join(out)
 

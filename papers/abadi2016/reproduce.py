@@ -52,7 +52,7 @@ ROWS = [
 
 def ours(row: Row) -> tuple[float, float, float]:
     event = dp.round_event(noise_multiplier=row.noise_multiplier, sample_rate=row.sample_rate)
-    rdp = dp.RdpAccountant()  # compose() returns self, typed as the base accountant
+    rdp = dp.RdpAccountant()
     rdp.compose(event, row.steps)
     classic = float(rdp_to_epsilon(rdp.orders, rdp.rdp, row.delta, method="classic")[0])
     balle = rdp.get_epsilon(row.delta)
