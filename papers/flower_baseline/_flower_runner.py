@@ -1,6 +1,6 @@
 """Run one round of Flower's own SecAgg+ in this process and print its costs as JSON.
 
-Executed by the Python of Flower's virtual environment (``/work/venvs/flwr``), never
+Executed by the Python of Flower's virtual environment (``.venv-flwr``, made by ``make flower-venv``), never
 by blindsum's: it imports only Flower, NumPy and the standard library (plus
 ``papers._common``, standard library only). It drives Flower's
 ``SecAggPlusWorkflow`` (server) against ``secaggplus_mod`` (client) through an
@@ -12,7 +12,7 @@ not thread, CPU time: Flower's Shamir sharing runs in a ``ThreadPoolExecutor``, 
 worker threads a thread clock would miss. Parties run one at a time, so process CPU
 deltas are per party.
 
-    /work/venvs/flwr/bin/python -m papers.flower_baseline._flower_runner \\
+    .venv-flwr/bin/python -m papers.flower_baseline._flower_runner \\
         --clients 50 --dim 10000 --dropout 0.3 --num-shares 1.0 --threshold 0.5
 """
 

@@ -1,6 +1,7 @@
 """blindsum's SecAgg+ against Flower's own SecAgg+ at equal (n, d, k, t, dropout).
 
-Flower runs in its own virtual environment (``/work/venvs/flwr``, or ``--flwr-python``
+Flower runs in its own virtual environment (``.venv-flwr`` beside the project's, made by
+``make papers``, or ``--flwr-python``
 or ``$FLWR_PYTHON``): :mod:`papers.flower_baseline._flower_runner` drives its
 ``SecAggPlusWorkflow`` and ``secaggplus_mod`` in one process and reports server and
 per-client CPU time (process CPU time, so Flower's Shamir worker threads count).
@@ -37,9 +38,10 @@ if __package__ in (None, ""):  # run as a file (python papers/<paper>/reproduce.
 from papers import _common  # noqa: E402
 
 PAPER = "flower_baseline"
-DEFAULT_FLWR_PYTHON = "/work/venvs/flwr/bin/python"
-FLWR_SETUP = ("python3 -m venv /work/venvs/flwr && /work/venvs/flwr/bin/pip install flwr==1.42.0 "
-              "(or pass --flwr-python / set FLWR_PYTHON to a Python that has flwr)")
+# Flower's own virtual environment, beside the project's; `make papers` creates it.
+DEFAULT_FLWR_PYTHON = str(Path(__file__).resolve().parents[2] / ".venv-flwr" / "bin" / "python")
+FLWR_SETUP = ("make flower-venv (python3 -m venv .venv-flwr && .venv-flwr/bin/pip install "
+              "flwr==1.42.0), or pass --flwr-python / set FLWR_PYTHON to a Python that has flwr")
 
 # Flower 1.42 on these machines (PEERS.md): (n, d, dropout) -> (server CPU s, per-client CPU s).
 PEERS_FLOWER = {(50, 10_000, 0.0): (8.2, 0.25), (50, 10_000, 0.3): (12.1, None),
