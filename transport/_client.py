@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import logging
 import random
 import time
@@ -29,6 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 
 import secagg
+# importing dp also registers its update transforms (clipping, local noise), which a
+# round's config may name
+from dp import secure_generator
 from secagg import Backend, ClientSession, Config, Parameters
 from secagg._strategy import Scalar
 from transport._backends import resolve_backend
@@ -122,9 +124,6 @@ class ClientRuntime:
         self._backend = backend
         self._session_options = dict(session_options or {})
         self.summary = ClientSummary(client_id=client_id)
-        # The dp package registers its update transforms (clipping, local noise) on
-        # import; a config may name them, so a client must know them.
-        importlib.import_module("dp")
 
     async def run(self) -> ClientSummary:
         """Connect, serve, reconnect; return when the coordinator says ``FINISHED``.
@@ -233,6 +232,13 @@ class ClientRuntime:
     async def _abort(self, link: ClientLink, round_id: int, why: str) -> None:
         await link.send(Message(kind=Kind.ABORT, round_id=round_id, detail=why[:200]))
 
+    def _generator(self, round_id: int) -> np.random.Generator:
+        """Rounding and noise for one round: seeded for reproducible tests, otherwise
+        from the OS CSPRNG (``dp.secure_generator``), since local DP noise protects users."""
+        if self._seed is None:
+            return secure_generator()
+        return np.random.default_rng([self._seed, round_id])
+
     def _prepare(self, backend: Backend, msg: Message) -> ClientSession:
         old = decode_parameters(msg.payload)
         new, num_examples, _metrics = self._fit(old, msg.config)
@@ -240,7 +246,7 @@ class ClientRuntime:
             raise ValueError("fit returned parameters shaped unlike the global ones")
         if not num_examples > 0:
             raise ValueError(f"fit returned num_examples={num_examples}; it must be > 0")
-        rng = np.random.default_rng(None if self._seed is None else [self._seed, msg.round_id])
+        rng = self._generator(msg.round_id)
         update = secagg.flatten(new) - secagg.flatten(old)
         update = secagg.apply_update_transforms(update, msg.config, rng)
         return self._session(backend, update, secagg.client_weight(num_examples, msg.config),
@@ -252,7 +258,7 @@ class ClientRuntime:
         if not num_examples > 0:
             raise ValueError(f"evaluate returned num_examples={num_examples}; it must be > 0")
         vector = secagg.evaluation_vector(loss, metrics, msg.config)
-        rng = np.random.default_rng(None if self._seed is None else [self._seed, msg.round_id])
+        rng = self._generator(msg.round_id)
         return self._session(backend, vector, float(num_examples), rng)
 
     def _session(self, backend: Backend, vector: np.ndarray, weight: float,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dp import BudgetExceededError
+from dp import BudgetExceededError, secure_generator
 from secagg import (
     Backend,
     Config,
@@ -266,8 +266,8 @@ class Coordinator:
 
     def _rng(self, purpose: str) -> np.random.Generator:
         seed = self.config.seed
-        if seed is None:
-            return np.random.default_rng()
+        if seed is None:  # client sampling and the SecAgg+ graph come from the OS CSPRNG
+            return secure_generator()
         index = ("sample", "session", "evaluate-sample", "evaluate-session").index(purpose)
         return np.random.default_rng([seed, self._next_round_id, index])
 
