@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 
 import secagg
+
 # importing dp also registers its update transforms (clipping, local noise), which a
 # round's config may name
 from dp import secure_generator
