@@ -50,6 +50,15 @@ class MissingDependency(RuntimeError):
     """An optional dependency a reproduction needs is not installed."""
 
 
+def run_main(main: Callable[[], int]) -> None:
+    """Exit with ``main()``'s code; a missing dependency is a loud error (exit code 2)."""
+    try:
+        sys.exit(main())
+    except MissingDependency as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
 def require(module: str, *, extra: str | None = None, hint: str | None = None) -> Any:
     """Import ``module`` or raise :class:`MissingDependency` saying how to install it."""
     try:

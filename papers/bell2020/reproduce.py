@@ -242,8 +242,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except _common.MissingDependency as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    _common.run_main(main)
