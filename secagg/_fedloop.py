@@ -9,7 +9,6 @@ use :mod:`transport`, which follows the same steps (see :class:`~secagg.Evaluati
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Mapping
 from typing import Protocol, cast
@@ -17,8 +16,9 @@ from typing import Protocol, cast
 import numpy as np
 
 from secagg._backend import AggregateResult, Backend, ClientSession
-from secagg._errors import RecoveryError, RemoteProtocolError
+from secagg._errors import RecoveryError
 from secagg._plain import PlainBackend
+from secagg._simulate import drive
 from secagg._strategy import (
     BackendStrategy,
     Config,
@@ -35,7 +35,6 @@ from secagg._strategy import (
     fit_dim,
     flatten,
 )
-from secagg._wire import decode, encode
 
 __all__ = [
     "FederatedClient",
@@ -86,7 +85,7 @@ def aggregate_inprocess(
 
     ``drop_after[c] = m`` makes client ``c`` vanish after answering ``m`` messages.
     """
-    drop_after = dict(drop_after or {})
+    limits = dict(drop_after or {})
     ids = tuple(sorted(inputs))
     server = backend.server_session(round_id=round_id, client_ids=ids, dim=dim, rng=rng)
     sessions: dict[int, ClientSession] = {
@@ -94,32 +93,14 @@ def aggregate_inprocess(
         for cid, (v, w) in inputs.items()
     }
     answered = dict.fromkeys(ids, 0)
-    gone: set[int] = set()
-    while not server.done:
-        messages = server.next_messages()
-        if not messages:
-            server.close_stage()
-            continue
-        for cid, msg in sorted(messages.items()):
-            if cid in gone:
-                continue
-            if answered[cid] >= drop_after.get(cid, 1 << 30):
-                gone.add(cid)
-                server.drop(cid)
-                continue
-            try:
-                reply = sessions[cid].receive(decode(encode(msg), peer="server"))
-            except RemoteProtocolError:
-                reply = None  # the client refused: to the server it simply vanished
-            answered[cid] += 1
-            if reply is None:
-                gone.add(cid)
-                server.drop(cid)
-                continue
-            # a RemoteProtocolError means the server dropped that client; the round goes on
-            with contextlib.suppress(RemoteProtocolError):
-                server.receive(cid, decode(encode(reply), peer=cid))
-    return server.result()
+
+    def vanishes(cid: int, stage: str) -> bool:
+        if answered[cid] >= limits.get(cid, 1 << 30):
+            return True
+        answered[cid] += 1
+        return False
+
+    return drive(server, sessions, vanishes=vanishes)
 
 
 def _child(rng: np.random.Generator) -> np.random.Generator:

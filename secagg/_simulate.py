@@ -19,11 +19,11 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from secagg import _wire
-from secagg._backend import Backend
+from secagg._backend import AggregateResult, Backend, ClientSession, ServerSession
 from secagg._errors import RemoteProtocolError, SecAggError
 from secagg._secaggplus import SecAggPlusBackend
 
-__all__ = ["simulate", "SimulationResult", "DROP_STAGES", "dropout_schedule"]
+__all__ = ["simulate", "drive", "Meter", "SimulationResult", "DROP_STAGES", "dropout_schedule"]
 
 # Short names for the stages at which a client can drop (SecAgg+ names; backends with
 # other stages use their own stage names directly).
@@ -74,6 +74,86 @@ class SimulationResult:
         }
 
 
+class Meter:
+    """Seconds and bytes of every party, filled in by :func:`drive`.
+
+    ``server`` maps a stage to the server's seconds in it; ``client`` and ``up`` /
+    ``down`` are per client id (ids ``0..clients-1``); ``client_stages`` sums the
+    clients' seconds per stage.
+    """
+
+    def __init__(self, clients: int) -> None:
+        self.server: dict[str, float] = defaultdict(float)
+        self.client_stages: dict[str, float] = defaultdict(float)
+        self.client = np.zeros(clients)
+        self.up = np.zeros(clients)
+        self.down = np.zeros(clients)
+
+
+def drive(
+    server: ServerSession,
+    sessions: Mapping[int, ClientSession],
+    *,
+    vanishes: Callable[[int, str], bool] = lambda cid, stage: False,
+    meter: Meter | None = None,
+    progress: Progress | None = None,
+) -> AggregateResult:
+    """Deliver every message, through the wire encoding, until the server is done.
+
+    A client vanishes (the server is told it dropped) when ``vanishes(cid, stage)``
+    says so as a request reaches it, or when it refuses or fails (a ``SecAggError``).
+    A ``RemoteProtocolError`` from the server means it dropped that client; the round
+    goes on. ``meter`` (ids must then be ``0..n-1``) collects seconds and bytes.
+
+    Raises:
+        RecoveryError: the round could not finish.
+    """
+    m = meter if meter is not None else Meter(0)
+    clock = time.perf_counter
+    while not server.done:
+        stage = server.stage
+        t0 = clock()
+        outbox = server.next_messages()
+        if not outbox:
+            server.close_stage()
+        m.server[stage] += clock() - t0
+        for i, (cid, msg) in enumerate(sorted(outbox.items())):
+            if progress is not None:
+                progress(stage, i, len(outbox))
+            t0 = clock()
+            if vanishes(cid, stage):
+                server.drop(cid)
+                m.server[stage] += clock() - t0
+                continue
+            data = _wire.encode(msg)
+            m.server[stage] += clock() - t0
+            t0 = clock()
+            try:
+                reply = sessions[cid].receive(_wire.decode(data, peer="server"))
+                rdata = _wire.encode(reply) if reply is not None else None
+            except SecAggError:
+                rdata = None  # the client refused or failed: to the server it vanished
+            spent = clock() - t0
+            t0 = clock()
+            if rdata is None:
+                server.drop(cid)
+            else:
+                with contextlib.suppress(RemoteProtocolError):
+                    server.receive(cid, _wire.decode(rdata, peer=cid))
+            m.server[stage] += clock() - t0
+            if meter is not None:
+                m.client[cid] += spent
+                m.client_stages[stage] += spent
+                m.down[cid] += len(data)
+                m.up[cid] += len(rdata) if rdata is not None else 0
+        if progress is not None and outbox:
+            progress(stage, len(outbox), len(outbox))
+    t0 = clock()
+    result = server.result()
+    m.server["result"] += clock() - t0
+    return result
+
+
 def dropout_schedule(clients: int, fraction: float, stage: str, rng: np.random.Generator) -> dict[int, str]:
     """``round(fraction * clients)`` random clients, all dropping at ``stage``.
 
@@ -122,11 +202,7 @@ def simulate(
     schedule = {cid: DROP_STAGES.get(s, s) for cid, s in (dropouts or {}).items()}
     ids = tuple(range(clients))
 
-    server_time: dict[str, float] = defaultdict(float)
-    client_time = np.zeros(clients)
-    stage_client_time: dict[str, float] = defaultdict(float)
-    up = np.zeros(clients)
-    down = np.zeros(clients)
+    meter = Meter(clients)
     start = time.perf_counter()
 
     identities: dict[int, Ed25519PrivateKey] = {}
@@ -138,68 +214,26 @@ def simulate(
         backend = dataclasses.replace(backend, identities=public)  # type: ignore[type-var]
     t0 = time.perf_counter()
     server = backend.server_session(round_id=0, client_ids=ids, dim=dim, rng=rng)
-    server_time["setup"] += time.perf_counter() - t0
+    meter.server["setup"] += time.perf_counter() - t0
     sessions = {}
     for cid in ids:
         t0 = time.perf_counter()
         extra = {"identity": identities[cid]} if identities else {}
         sessions[cid] = backend.client_session(client_id=cid, vector=inputs[cid], weight=w[cid],
                                                rng=np.random.default_rng([seed, cid]), **extra)
-        client_time[cid] += time.perf_counter() - t0
-    while not server.done:
-        stage = server.stage
-        t0 = time.perf_counter()
-        outbox = server.next_messages()
-        server_time[stage] += time.perf_counter() - t0
-        if not outbox:
-            t0 = time.perf_counter()
-            server.close_stage()
-            server_time[stage] += time.perf_counter() - t0
-            continue
-        for i, (cid, msg) in enumerate(sorted(outbox.items())):
-            if progress is not None:
-                progress(stage, i, len(outbox))
-            t0 = time.perf_counter()
-            if schedule.get(cid) == stage:
-                server.drop(cid)
-                server_time[stage] += time.perf_counter() - t0
-                continue
-            data = _wire.encode(msg)
-            server_time[stage] += time.perf_counter() - t0
-            down[cid] += len(data)
-            t0 = time.perf_counter()
-            try:
-                reply = sessions[cid].receive(_wire.decode(data, peer="server"))
-                rdata = _wire.encode(reply) if reply is not None else None
-            except SecAggError:
-                reply = rdata = None  # the client refused or failed: to the server it vanished
-            elapsed = time.perf_counter() - t0
-            client_time[cid] += elapsed
-            stage_client_time[stage] += elapsed
-            t0 = time.perf_counter()
-            if rdata is None:
-                server.drop(cid)
-            else:
-                up[cid] += len(rdata)
-                # A RemoteProtocolError means the server dropped that client; the round goes on.
-                with contextlib.suppress(RemoteProtocolError):
-                    server.receive(cid, _wire.decode(rdata, peer=cid))
-            server_time[stage] += time.perf_counter() - t0
-        if progress is not None:
-            progress(stage, len(outbox), len(outbox))
-    t0 = time.perf_counter()
-    result = server.result()
-    server_time["result"] += time.perf_counter() - t0
-    total = time.perf_counter() - start
+        meter.client[cid] += time.perf_counter() - t0
+    result = drive(server, sessions, vanishes=lambda cid, stage: schedule.get(cid) == stage,
+                   meter=meter, progress=progress)
+    elapsed = time.perf_counter() - start
 
     contributors = np.array(result.contributors, dtype=np.int64)
     reference = getattr(backend, "reference_sum", None)
     if reference is not None:  # a backend that transforms inputs says what it estimates
         expected = reference(inputs, w, contributors)
     elif getattr(backend, "encoding", "quantize") == "words":  # clients' own words, summed modulo 2^b
-        total = inputs[contributors].astype(np.uint64).sum(axis=0, dtype=np.uint64)
+        words = inputs[contributors].astype(np.uint64).sum(axis=0, dtype=np.uint64)
         bits = int(getattr(backend, "modulus_bits", 64))
-        expected = (total if bits == 64 else total % np.uint64(1 << bits)).astype(np.float64)
+        expected = (words if bits == 64 else words % np.uint64(1 << bits)).astype(np.float64)
     else:
         clip = float(getattr(backend, "clip", np.inf))
         expected = (w[contributors, None] * np.clip(inputs[contributors], -clip, clip)).sum(axis=0) \
@@ -222,18 +256,18 @@ def simulate(
         total_weight=result.total_weight,
         max_abs_error=error,
         seconds={
-            "server": float(sum(server_time.values())),
-            "client_mean": float(client_time.mean()),
-            "client_max": float(client_time.max()),
-            "total": total,
-            "server_stages": {k: float(v) for k, v in server_time.items()},
-            "client_stages_mean": {k: float(v) / clients for k, v in stage_client_time.items()},
+            "server": float(sum(meter.server.values())),
+            "client_mean": float(meter.client.mean()),
+            "client_max": float(meter.client.max()),
+            "total": elapsed,
+            "server_stages": {k: float(v) for k, v in meter.server.items()},
+            "client_stages_mean": {k: float(v) / clients for k, v in meter.client_stages.items()},
         },
         bytes={
-            "up_per_client": float(up[who].mean()),
-            "down_per_client": float(down[who].mean()),
-            "up_total": float(up.sum()),
-            "down_total": float(down.sum()),
-            "expansion": float(up[who].mean() / (word_bytes * dim)) if dim else 0.0,
+            "up_per_client": float(meter.up[who].mean()),
+            "down_per_client": float(meter.down[who].mean()),
+            "up_total": float(meter.up.sum()),
+            "down_total": float(meter.down.sum()),
+            "expansion": float(meter.up[who].mean() / (word_bytes * dim)) if dim else 0.0,
         },
     )
