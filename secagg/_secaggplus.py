@@ -134,12 +134,16 @@ class SecAggPlusBackend:
                        rng: np.random.Generator, identity: Ed25519PrivateKey | None = None) -> SecAggPlusClient:
         """A client's session; ``identity`` is its Ed25519 key in authenticated rounds.
 
+        The round's ``max_weight`` is the server's (it arrives in the round config, and
+        the session refuses a round whose cap its weight exceeds), so a client's own
+        backend settings do not cap it.
+
         Raises:
-            ValueError: a weight that is not an integer in ``1..max_weight``, or an
-                identity given (or missing) when the backend is (not) authenticated.
+            ValueError: a weight that is not a positive integer, or an identity given
+                (or missing) when the backend is (not) authenticated.
         """
-        if float(weight) != int(weight) or not 1 <= weight <= self.max_weight:
-            raise ValueError(f"weight must be an integer in 1..max_weight ({self.max_weight}), got {weight}")
+        if float(weight) != int(weight) or weight < 1:
+            raise ValueError(f"weight must be a positive integer, got {weight}")
         if (identity is None) != (self.identities is None):
             raise ValueError("identity is required exactly when the backend has identities")
         words = self.encoding == "words"

@@ -25,15 +25,11 @@ def resolve_backend(name: str, **options: Any) -> Backend:
 
     On a client, options do not matter: every round's parameters come from the
     coordinator's session (for ``secagg+``, the round config in the first request).
-    Client runtimes therefore get ``for_client=True``, which lifts the client-side
-    weight cap so that the coordinator's ``max_weight`` is the one that rules.
 
     Raises:
         ConfigError: unknown name, a backend this installation does not provide, or
             options the backend refuses.
     """
-    if options.pop("for_client", False) and name == "secagg+":
-        options.setdefault("max_weight", 2**62)
     if name == "ckks" and "keys" not in options:
         raise ConfigError("backend 'ckks' needs keys (blindsum: --ckks-keys FILE holding "
                           "secagg.encode(keys) or secagg.encode(keys.public()))")

@@ -223,8 +223,7 @@ def _client_backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     if bool(args.identities) != bool(args.identity_key):
         raise transport.ConfigError("--identities and --identity-key go together")
     if args.identities:
-        backend = transport.resolve_backend("secagg+", for_client=True,
-                                            identities=load_identities(args.identities))
+        backend = transport.resolve_backend("secagg+", identities=load_identities(args.identities))
         return backend, {"identity": load_identity_key(args.identity_key)}
     return None, {}
 

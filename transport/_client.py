@@ -168,7 +168,7 @@ class ClientRuntime:
             raise ConnectionLost(Code.PERMISSION_DENIED,
                                  f"the coordinator aggregates with {link.backend!r}; "
                                  f"this client accepts only {list(self._accept)}")
-        backend = self._backend or resolve_backend(link.backend, for_client=True)
+        backend = self._backend or resolve_backend(link.backend)
         if backend.name != link.backend:
             raise ConnectionLost(Code.FAILED_PRECONDITION,
                                  f"the coordinator aggregates with {link.backend!r}, "

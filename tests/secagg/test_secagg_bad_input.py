@@ -318,3 +318,18 @@ def test_low_order_public_key_is_rejected_at_advertise():
     with pytest.raises(secagg.RemoteProtocolError, match="low-order") as info:
         server.receive(1, dataclasses.replace(replies[1], mask_key=bytes(32)))
     assert info.value.peer == 1
+
+
+def test_the_rounds_max_weight_rules_not_the_clients_backend():
+    server_backend = secagg.SecAggPlusBackend(neighbours="all", threshold=2, max_weight=4)
+    server = server_backend.server_session(round_id=1, client_ids=(0, 1, 2), dim=2,
+                                           rng=np.random.default_rng(0))
+    client_backend = secagg.SecAggPlusBackend()  # its own max_weight (1) does not cap
+    ok = client_backend.client_session(client_id=0, vector=np.ones(2), weight=3,
+                                       rng=np.random.default_rng(1))
+    heavy = client_backend.client_session(client_id=1, vector=np.ones(2), weight=9,
+                                          rng=np.random.default_rng(2))
+    requests = server.next_messages()
+    ok.receive(requests[0])
+    with pytest.raises(secagg.RemoteProtocolError, match="1..4"):
+        heavy.receive(requests[1])
