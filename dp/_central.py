@@ -91,6 +91,14 @@ class CentralFixedClipping(PrivacyWrapper):
         self._spend(aggregate)
         return self.strategy.aggregate_fit(server_round, parameters, _plain(aggregate, noised))
 
+    def _evaluation_sum(self, aggregate: AggregateResult) -> np.ndarray:
+        """The trusted server clamps each client's result itself, then sums."""
+        results = self._updates(aggregate)
+        bounds = np.full(results[0].shape, float(self.evaluation_metric_bound))
+        bounds[0] = float(self.evaluation_loss_bound)
+        return np.sum([np.clip(np.asarray(r, dtype=np.float64), -bounds, bounds) for r in results],
+                      axis=0)
+
     def _updates(self, aggregate: AggregateResult) -> list[np.ndarray]:
         if not isinstance(aggregate, IndividualAggregate):
             raise DPValueError(

@@ -11,6 +11,8 @@ from dp._errors import DPValueError
 from dp._events import DPEvent, Gaussian
 from dp._wrappers import (
     _CLIP_FLAG,
+    _EVAL_CLAMP,
+    _EVAL_LOCAL,
     _LOCAL,
     CLIP_NORM_KEY,
     LOCAL_NOISE_KEY,
@@ -20,8 +22,8 @@ from dp._wrappers import (
     _uniform_count,
     install_adaptive_clipper,
 )
-from secagg import AggregateResult, Config, Parameters
-from secagg._strategy import EXTRA_COORDINATES_KEY, WEIGHTING_KEY
+from secagg import AggregateResult, Config, Parameters, evaluation_dim
+from secagg._strategy import EXTRA_COORDINATES_KEY, TRANSFORMS_KEY, WEIGHTING_KEY
 
 __all__ = ["ClientSideAdaptiveClipping", "LocalDifferentialPrivacy"]
 
@@ -138,11 +140,29 @@ class LocalDifferentialPrivacy(PrivacyWrapper):
         - Client noise must come from a generator the client keeps secret; the client
           runtime passes its generator to the update transform (use
           :func:`dp.secure_generator`).
-        - Federated evaluation metrics are not noised.
+        - Federated evaluation (``evaluation="noised"``) is local too: each client
+          clamps its ``[loss, *metrics]`` and adds Gaussian noise of
+          ``evaluation_noise_multiplier`` times its L2 bound before sending it.
     """
 
     def round_event(self, sample_size: int) -> DPEvent:
         return Gaussian(noise_multiplier=self.noise_multiplier / 2.0)
+
+    def evaluation_event(self, sample_size: int) -> DPEvent:
+        return Gaussian(noise_multiplier=self.evaluation_multiplier / 2.0)
+
+    def _evaluation_config(self, config: Config) -> dict[str, bool | int | float | str]:
+        out = PrivacyWrapper._evaluation_config(self, config)
+        out[TRANSFORMS_KEY] = str(out[TRANSFORMS_KEY]).replace(_EVAL_CLAMP, _EVAL_LOCAL)
+        sensitivity = self.evaluation_sensitivity(evaluation_dim(out))
+        out[LOCAL_NOISE_KEY] = float(self.evaluation_multiplier * sensitivity)
+        return out
+
+    def _private_evaluation(self, aggregate: AggregateResult) -> AggregateResult:
+        """The clients noised their results; account the release, add nothing."""
+        if _uniform_count(aggregate, type(self).__name__) > 0:
+            self._spend_evaluation(aggregate)
+        return aggregate
 
     def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
         self._check_budget(server_round)

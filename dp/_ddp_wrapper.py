@@ -59,6 +59,10 @@ class DistributedDP(StrategyWrapper):
           dropouts than planned fails instead of releasing a less noisy sum.
         - No amplification by client sampling is claimed; each round is charged in full.
         - Every client has weight 1 (a weight would scale its sensitivity).
+        - Federated evaluation is not run by default (``evaluation="off"``): its
+          metrics come from the same private data and no distributed noise is added to
+          them. ``evaluation="unprotected"`` runs it under secure aggregation only,
+          outside the guarantee; evaluate on the server's own data instead.
     """
 
     uniform_weights: ClassVar[bool] = True
@@ -72,6 +76,7 @@ class DistributedDP(StrategyWrapper):
     expected_dropout: float = 0.0
     delta: float = 1e-5
     epsilon_budget: float | None = None
+    evaluation: str = "off"
     _ledger: _RdpLedger = dataclasses.field(default_factory=_RdpLedger, init=False, repr=False,
                                             compare=False)
 
@@ -80,6 +85,10 @@ class DistributedDP(StrategyWrapper):
         check_privacy_arguments(self)
         if self.clients_per_round < 2:
             raise DPValueError(f"clients_per_round must be >= 2, got {self.clients_per_round}")
+        if self.evaluation not in ("off", "unprotected"):
+            raise DPValueError(
+                f"DistributedDP: evaluation must be 'off' or 'unprotected', got {self.evaluation!r} "
+                "(clients do not noise their metrics under distributed DP)")
         current = self.strategy
         while True:
             if getattr(current, "needs_individual_updates", False):
@@ -156,6 +165,11 @@ class DistributedDP(StrategyWrapper):
                 raise BudgetExceededError(epsilon=self.epsilon_budget, delta=self.delta,
                                           spent_epsilon=after)
         return config
+
+    def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None:
+        if self.evaluation == "off":
+            return None
+        return StrategyWrapper.configure_evaluate(self, server_round, parameters)
 
     def aggregate_fit(self, server_round: int, parameters: Parameters,
                       aggregate: AggregateResult) -> Parameters:

@@ -17,6 +17,17 @@ sensitivity is twice the clip, so the event's multiplier is halved).
 Budget: with ``epsilon_budget`` set, ``configure_fit`` raises
 :class:`dp.BudgetExceededError` *before* a round whose release would take epsilon
 past the budget; the coordinator stops training there and keeps the current model.
+
+Federated evaluation releases the clients' losses and metrics, computed on the same
+private data, so by default (``evaluation="noised"``) it is a private release too:
+every client clamps ``|loss|`` to ``evaluation_loss_bound`` and each ``|metric|`` to
+``evaluation_metric_bound`` and weighs its result 1 (the means become means over
+clients), the server adds Gaussian noise of ``evaluation_noise_multiplier`` (default:
+``noise_multiplier``) times the vector's L2 bound, and the release is accounted in the
+same ledger as the updates. ``evaluation="off"`` skips federated evaluation;
+``"unprotected"`` runs it as the inner strategy says, outside the guarantee.
+Server-side evaluation (``evaluate_fn`` on the server's own data) releases nothing
+about the clients and is left alone.
 """
 
 from __future__ import annotations
@@ -36,6 +47,8 @@ from dp._mechanisms import gaussian_noise, secure_generator
 from secagg import (
     AggregateResult,
     Config,
+    EvaluateResult,
+    EvaluatingStrategy,
     Parameters,
     SamplingStrategy,
     StrategyWrapper,
@@ -48,6 +61,9 @@ __all__ = [
     "ClientSideFixedClipping",
     "CLIP_NORM_KEY",
     "LOCAL_NOISE_KEY",
+    "EVALUATION_LOSS_BOUND_KEY",
+    "EVALUATION_METRIC_BOUND_KEY",
+    "EVALUATION_MODES",
 ]
 
 CLIP_NORM_KEY = "blindsum.clip_norm"
@@ -55,6 +71,12 @@ LOCAL_NOISE_KEY = "blindsum.local_noise_std"
 _CLIP = "blindsum.clip"
 _CLIP_FLAG = "blindsum.clip_flag"
 _LOCAL = "blindsum.local_gaussian"
+EVALUATION_LOSS_BOUND_KEY = "blindsum.evaluation_loss_bound"
+EVALUATION_METRIC_BOUND_KEY = "blindsum.evaluation_metric_bound"
+_EVAL_CLAMP = "blindsum.evaluation_clamp"
+_EVAL_LOCAL = "blindsum.evaluation_local_gaussian"
+#: ``evaluation=`` of the DP wrappers: what happens to federated evaluation
+EVALUATION_MODES = ("noised", "off", "unprotected")
 
 
 def _accountant(name: str) -> PrivacyAccountant:
@@ -64,10 +86,11 @@ def _accountant(name: str) -> PrivacyAccountant:
 class _Ledger:
     """Mutable privacy state of a frozen wrapper: the events spent and the generator."""
 
-    __slots__ = ("events", "rng", "clipper")
+    __slots__ = ("events", "rounds", "rng", "clipper")
 
     def __init__(self) -> None:
-        self.events: list[DPEvent] = []
+        self.events: list[DPEvent] = []  # every release: updates and evaluations
+        self.rounds = 0  # training rounds among them
         self.rng: np.random.Generator | None = None
         self.clipper: AdaptiveClipper | None = None
 
@@ -97,6 +120,25 @@ def check_privacy_arguments(wrapper: Any) -> None:
         raise DPValueError(f"epsilon_budget must be > 0, got {budget!r}")
 
 
+def check_evaluation_arguments(wrapper: Any) -> None:
+    """``evaluation`` is one of :data:`EVALUATION_MODES`, the evaluation noise multiplier
+    is none or positive and finite, the clamp bounds positive and finite.
+
+    Raises:
+        DPValueError: naming the argument and its rule.
+    """
+    if wrapper.evaluation not in EVALUATION_MODES:
+        raise DPValueError(f"evaluation must be one of {EVALUATION_MODES}, got {wrapper.evaluation!r}")
+    z_eval = wrapper.evaluation_noise_multiplier
+    if z_eval is not None and not (isinstance(z_eval, (int, float)) and math.isfinite(z_eval)
+                                   and z_eval > 0):
+        raise DPValueError(f"evaluation_noise_multiplier must be finite and > 0, got {z_eval!r}")
+    for name in ("evaluation_loss_bound", "evaluation_metric_bound"):
+        value = getattr(wrapper, name)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise DPValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PrivacyWrapper(StrategyWrapper):
     """Shared by the DP wrappers: per-round accounting, epsilon so far, the budget.
@@ -116,12 +158,17 @@ class PrivacyWrapper(StrategyWrapper):
     epsilon_budget: float | None = None
     accountant: str = "rdp"
     rng: np.random.Generator | None = None
+    evaluation: str = "noised"
+    evaluation_noise_multiplier: float | None = None
+    evaluation_loss_bound: float = 10.0
+    evaluation_metric_bound: float = 1.0
     _ledger: _Ledger = dataclasses.field(default_factory=_Ledger, init=False, repr=False,
                                          compare=False)
 
     def __post_init__(self) -> None:
         StrategyWrapper.__post_init__(self)
         check_privacy_arguments(self)
+        check_evaluation_arguments(self)
         if int(self.num_clients) < 1:
             raise DPValueError(f"num_clients must be >= 1, got {self.num_clients!r}")
         if getattr(self.strategy, "needs_individual_updates", False):
@@ -144,8 +191,13 @@ class PrivacyWrapper(StrategyWrapper):
     # -- accounting ---------------------------------------------------------------------
     @property
     def rounds_accounted(self) -> int:
-        """Rounds whose release has been accounted."""
-        return len(self._ledger.events)
+        """Training rounds whose release has been accounted."""
+        return self._ledger.rounds
+
+    @property
+    def evaluations_accounted(self) -> int:
+        """Federated evaluations whose (noised) release has been accounted."""
+        return len(self._ledger.events) - self._ledger.rounds
 
     @property
     def epsilon(self) -> float:
@@ -153,9 +205,14 @@ class PrivacyWrapper(StrategyWrapper):
         return self._epsilon(self._ledger.events)
 
     def epsilon_after(self, rounds: int) -> float:
-        """Epsilon after ``rounds`` more rounds like the next one (for planning)."""
-        event = self.round_event(self._sample_size(None))
-        return self._epsilon(self._ledger.events + [event] * rounds)
+        """Epsilon after ``rounds`` more rounds like the next one (for planning): each
+        round's update and, when the strategy evaluates on clients and ``evaluation`` is
+        ``"noised"``, its federated evaluation."""
+        per_round = [self.round_event(self._sample_size(None))]
+        evaluated = self._evaluation_sample_size()
+        if evaluated:
+            per_round.append(self.evaluation_event(evaluated))
+        return self._epsilon(self._ledger.events + per_round * rounds)
 
     def _epsilon(self, events: list[DPEvent]) -> float:
         if not events:
@@ -186,6 +243,30 @@ class PrivacyWrapper(StrategyWrapper):
             event=Gaussian(noise_multiplier=z / 2.0),
         )
 
+    def evaluation_event(self, sample_size: int) -> DPEvent:
+        """What one noised federated evaluation of ``sample_size`` clients releases."""
+        z = self.evaluation_multiplier
+        if sample_size >= self.num_clients:
+            return Gaussian(noise_multiplier=z)
+        return SampledWithoutReplacement(
+            population_size=int(self.num_clients), sample_size=int(sample_size),
+            event=Gaussian(noise_multiplier=z / 2.0),
+        )
+
+    @property
+    def evaluation_multiplier(self) -> float:
+        """Noise standard deviation over the evaluation vector's L2 bound."""
+        z = self.evaluation_noise_multiplier
+        return float(self.noise_multiplier if z is None else z)
+
+    def _evaluation_sample_size(self) -> int:
+        """Clients a noised federated evaluation samples each round (0: none)."""
+        strategy = self.strategy
+        if (self.evaluation != "noised" or not isinstance(strategy, EvaluatingStrategy)
+                or not isinstance(strategy, SamplingStrategy)):
+            return 0
+        return min(max(strategy.num_evaluate_clients(self.num_clients), 0), self.num_clients)
+
     @property
     def effective_noise_multiplier(self) -> float:
         """Noise standard deviation over sum sensitivity for the whole round's release."""
@@ -203,6 +284,61 @@ class PrivacyWrapper(StrategyWrapper):
     def _spend(self, aggregate: AggregateResult) -> None:
         sampled = len(aggregate.contributors) + len(aggregate.dropped)
         self._ledger.events.append(self.round_event(self._sample_size(sampled)))
+        self._ledger.rounds += 1
+
+    # -- federated evaluation -----------------------------------------------------------
+    def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None:
+        """The inner strategy's evaluate config, made private (see the module docstring).
+
+        With a budget, a noised evaluation that would take epsilon past it is skipped
+        (``None``): the model is still valid, only its federated metrics go unreported.
+        """
+        config = StrategyWrapper.configure_evaluate(self, server_round, parameters)
+        if config is None or self.evaluation == "unprotected":
+            return config
+        if self.evaluation == "off":
+            return None
+        if self.epsilon_budget is not None:
+            event = self.evaluation_event(self._evaluation_sample_size() or self.num_clients)
+            if self._epsilon(self._ledger.events + [event]) > self.epsilon_budget:
+                return None
+        return self._evaluation_config(config)
+
+    def _evaluation_config(self, config: Config) -> dict[str, bool | int | float | str]:
+        out = _add_transform(config, _EVAL_CLAMP)
+        out[EVALUATION_LOSS_BOUND_KEY] = float(self.evaluation_loss_bound)
+        out[EVALUATION_METRIC_BOUND_KEY] = float(self.evaluation_metric_bound)
+        out[WEIGHTING_KEY] = "uniform"
+        return out
+
+    def aggregate_evaluate(
+        self, server_round: int, parameters: Parameters, aggregate: AggregateResult
+    ) -> EvaluateResult:
+        if self.evaluation == "noised":
+            aggregate = self._private_evaluation(aggregate)
+        return StrategyWrapper.aggregate_evaluate(self, server_round, parameters, aggregate)
+
+    def evaluation_sensitivity(self, dim: int) -> float:
+        """L2 bound of one client's clamped ``[loss, *metrics]`` of length ``dim``."""
+        return math.hypot(self.evaluation_loss_bound,
+                          math.sqrt(max(dim - 1, 0)) * self.evaluation_metric_bound)
+
+    def _private_evaluation(self, aggregate: AggregateResult) -> AggregateResult:
+        """Noise the sum of the clients' clamped results and account the release."""
+        if _uniform_count(aggregate, type(self).__name__) == 0:
+            return aggregate
+        total = self._evaluation_sum(aggregate)
+        sigma = self.evaluation_multiplier * self.evaluation_sensitivity(total.shape[0])
+        noised = total + self._noise(total.shape[0], sigma)
+        self._spend_evaluation(aggregate)
+        return _plain(aggregate, noised)
+
+    def _evaluation_sum(self, aggregate: AggregateResult) -> np.ndarray:
+        return np.asarray(aggregate.weighted_sum, dtype=np.float64)
+
+    def _spend_evaluation(self, aggregate: AggregateResult) -> None:
+        sampled = len(aggregate.contributors) + len(aggregate.dropped)
+        self._ledger.events.append(self.evaluation_event(min(max(sampled, 1), self.num_clients)))
 
     def _noise(self, size: int, sigma: float) -> np.ndarray:
         rng = self._ledger.rng
@@ -246,6 +382,37 @@ def _clip_flag_transform(
     return np.append(np.asarray(result.update[0]), flag)
 
 
+def clamp_evaluation(vector: np.ndarray, config: Config) -> np.ndarray:
+    """``[loss, *metrics]`` with ``|loss|`` and each ``|metric|`` clamped to the bounds
+    the config gives (so that one client's result has a known L2 bound)."""
+    try:
+        loss_bound = float(config[EVALUATION_LOSS_BOUND_KEY])
+        metric_bound = float(config[EVALUATION_METRIC_BOUND_KEY])
+    except (KeyError, TypeError, ValueError):
+        raise DPValueError(f"config must give numbers under {EVALUATION_LOSS_BOUND_KEY!r} and "
+                           f"{EVALUATION_METRIC_BOUND_KEY!r}") from None
+    bounds = np.full(np.shape(vector), metric_bound, dtype=np.float64)
+    if bounds.size:
+        bounds[0] = loss_bound
+    return np.clip(np.asarray(vector, dtype=np.float64), -bounds, bounds)
+
+
+def _evaluation_clamp_transform(
+    vector: np.ndarray, config: Config, rng: np.random.Generator
+) -> np.ndarray:
+    """Client side: clamp the evaluation vector to the config's bounds."""
+    return clamp_evaluation(vector, config)
+
+
+def _evaluation_local_transform(
+    vector: np.ndarray, config: Config, rng: np.random.Generator
+) -> np.ndarray:
+    """Client side: clamp, then add Gaussian noise of ``config["blindsum.local_noise_std"]``."""
+    clamped = clamp_evaluation(vector, config)
+    sigma = float(config.get(LOCAL_NOISE_KEY, 0.0))
+    return clamped + gaussian_noise(rng, sigma=sigma, size=clamped.shape)
+
+
 def _local_gaussian_transform(
     update: np.ndarray, config: Config, rng: np.random.Generator
 ) -> np.ndarray:
@@ -258,6 +425,8 @@ def _local_gaussian_transform(
 register_update_transform(_CLIP, _clip_transform)
 register_update_transform(_CLIP_FLAG, _clip_flag_transform)
 register_update_transform(_LOCAL, _local_gaussian_transform)
+register_update_transform(_EVAL_CLAMP, _evaluation_clamp_transform)
+register_update_transform(_EVAL_LOCAL, _evaluation_local_transform)
 
 
 def install_adaptive_clipper(wrapper: PrivacyWrapper, *, target_quantile: float, learning_rate: float,
@@ -323,8 +492,10 @@ class ClientSideFixedClipping(PrivacyWrapper):
           Fewer survivors (dropouts) mean a noisier mean, not a weaker guarantee.
         - The number of contributors (and who they are) is treated as public: the
           server sees who connects in any deployment.
-        - Federated evaluation metrics are not noised; they are protected only by
-          secure aggregation, if at all.
+        - Federated evaluation is private too by default (``evaluation="noised"``; see
+          :mod:`dp._wrappers`): with few clients its metrics are noisy, so pass
+          ``evaluation="off"`` and evaluate on the server's own data, or a larger
+          ``evaluation_noise_multiplier`` to spend less of the budget on it.
     """
 
     def configure_fit(self, server_round: int, parameters: Parameters) -> Config:

@@ -226,7 +226,8 @@ def _evaluate(
     inputs: dict[int, tuple[np.ndarray, float]] = {}
     for cid in sampled:
         loss, num_examples, metrics = clients[cid].evaluate([p.copy() for p in parameters], config)
-        inputs[cid] = (evaluation_vector(loss, metrics, config), float(num_examples))
+        vector = apply_update_transforms(evaluation_vector(loss, metrics, config), config, rng)
+        inputs[cid] = (vector, client_weight(float(num_examples), config))
     backend = backend_for(strategy, default, server_round, len(sampled), "evaluate")
     result = aggregate_inprocess(backend, inputs, round_id=2 * server_round + 1,
                                  dim=evaluation_dim(config), rng=_child(rng))

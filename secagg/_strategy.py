@@ -24,8 +24,9 @@ Optional extensions, each a separate protocol so that a minimal strategy stays m
 What the client runtime must do with a fit config: weight its update with
 :func:`client_weight` and transform it with :func:`apply_update_transforms` (which may
 append coordinates: the server session's dimension is :func:`fit_dim`). With an
-evaluate config: build its input with :func:`evaluation_vector`, weight it with its
-number of examples.
+evaluate config: build its input with :func:`evaluation_vector`, weight it with
+:func:`client_weight` and transform it with :func:`apply_update_transforms` (DP
+wrappers clamp, or noise, evaluation results this way).
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ class EvaluatingStrategy(Protocol):
     2. calls ``configure_evaluate(server_round, parameters)``; ``None`` skips federated
        evaluation. Otherwise each sampled client runs ``evaluate(parameters, config) ->
        (loss, num_examples, metrics)`` and submits ``evaluation_vector(loss, metrics,
-       config)`` with weight ``num_examples`` to the backend (a session of dimension
+       config)``, transformed as the config says, with weight ``client_weight(num_examples,
+       config)`` to the backend (a session of dimension
        ``evaluation_dim(config)``), exactly as for a fit update;
     3. passes the backend's result to ``aggregate_evaluate``.
     """

@@ -258,9 +258,11 @@ class ClientRuntime:
         loss, num_examples, metrics = self._evaluate(decode_parameters(msg.payload), msg.config)
         if not num_examples > 0:
             raise ValueError(f"evaluate returned num_examples={num_examples}; it must be > 0")
-        vector = secagg.evaluation_vector(loss, metrics, msg.config)
         rng = self._generator(msg.round_id)
-        return self._session(backend, vector, float(num_examples), rng)
+        vector = secagg.apply_update_transforms(
+            secagg.evaluation_vector(loss, metrics, msg.config), msg.config, rng)
+        return self._session(backend, vector, secagg.client_weight(float(num_examples), msg.config),
+                             rng)
 
     def _session(self, backend: Backend, vector: np.ndarray, weight: float,
                  rng: np.random.Generator) -> ClientSession:

@@ -75,12 +75,12 @@ def test_weighted_sum_from_a_runtime_that_ignores_uniform_weighting_is_refused()
 
 def test_epsilon_matches_the_accountant_full_and_partial_participation():
     clients = {c: _Client(c) for c in range(10)}
-    w = _wrapper()
+    w = _wrapper(evaluation="off")
     secagg.run_federated(w, clients, [np.zeros(3)], rounds=4, rng=np.random.default_rng(0))
-    assert w.rounds_accounted == 4
+    assert w.rounds_accounted == 4 and w.evaluations_accounted == 0
     ref = RdpAccountant().compose(Gaussian(noise_multiplier=1.5), 4).get_epsilon(1e-5)
     assert w.epsilon == pytest.approx(ref)
-    part = _wrapper(inner=secagg.FedAvg(fraction_fit=0.3))
+    part = _wrapper(inner=secagg.FedAvg(fraction_fit=0.3, fraction_evaluate=0.0))
     secagg.run_federated(part, clients, [np.zeros(3)], rounds=2, rng=np.random.default_rng(0))
     event = SampledWithoutReplacement(population_size=10, sample_size=3, event=Gaussian(noise_multiplier=0.75))
     assert part.epsilon == pytest.approx(RdpAccountant().compose(event, 2).get_epsilon(1e-5))
@@ -100,7 +100,7 @@ def test_budget_stops_training_before_it_is_exceeded():
 
 
 def test_local_dp_noise_on_each_client_and_per_client_epsilon():
-    w = _wrapper(dp.LocalDifferentialPrivacy)
+    w = _wrapper(dp.LocalDifferentialPrivacy, evaluation="off")
     config = w.configure_fit(1, [np.zeros(50_000)])
     out = secagg.apply_update_transforms(np.zeros(50_000), config, np.random.default_rng(3))
     assert np.std(out) == pytest.approx(1.5 * 2.0, rel=0.02)
@@ -163,11 +163,105 @@ class _Client:
 
 
 def test_pld_accountant_is_tighter_and_matches_dp():
-    rdp = _wrapper(accountant="rdp")
-    pld = _wrapper(accountant="pld")
+    rdp = _wrapper(accountant="rdp", evaluation="off")
+    pld = _wrapper(accountant="pld", evaluation="off")
     ref = dp.PldAccountant().compose(Gaussian(noise_multiplier=1.5), 5).get_epsilon(1e-5)
     assert pld.epsilon_after(5) == pytest.approx(ref, rel=1e-9)
     assert pld.epsilon_after(5) < rdp.epsilon_after(5)
     with pytest.raises(DPValueError, match="accountant"):
         _wrapper(accountant="moments")
 
+
+
+# -- federated evaluation under DP ------------------------------------------------------------
+
+
+def test_federated_evaluation_is_noised_and_accounted_by_default():
+    clients = {c: _Client(c) for c in range(10)}
+    w = _wrapper()
+    assert w.epsilon_after(4) == pytest.approx(
+        RdpAccountant().compose(Gaussian(noise_multiplier=1.5), 8).get_epsilon(1e-5))
+    _, logs = secagg.run_federated(w, clients, [np.zeros(3)], rounds=4, rng=np.random.default_rng(0))
+    assert w.rounds_accounted == 4 and w.evaluations_accounted == 4
+    assert w.epsilon == pytest.approx(w.epsilon_after(0)) and w.epsilon == pytest.approx(
+        RdpAccountant().compose(Gaussian(noise_multiplier=1.5), 8).get_epsilon(1e-5))
+    assert all(log.federated_evaluation is not None for log in logs)
+    cheaper = _wrapper(evaluation_noise_multiplier=15.0)
+    assert w.epsilon_after(4) > cheaper.epsilon_after(4) > _wrapper(evaluation="off").epsilon_after(4)
+
+
+def test_evaluation_config_clamps_and_weighs_uniformly():
+    w = _wrapper(inner=secagg.FedAvg(metrics=("acc", "r2")), evaluation_loss_bound=3.0)
+    config = w.configure_evaluate(1, [np.zeros(3)])
+    assert config["blindsum.weighting"] == "uniform"
+    assert secagg.client_weight(250, config) == 1.0
+    vector = secagg.evaluation_vector(1e6, {"acc": 0.25, "r2": -7.0}, config)
+    out = secagg.apply_update_transforms(vector, config, np.random.default_rng(0))
+    np.testing.assert_allclose(out, [3.0, 0.25, -1.0])
+    assert w.evaluation_sensitivity(3) == pytest.approx(np.sqrt(9 + 2))
+
+
+def _evaluation_noise(wrapper, config, vectors, trials):
+    agg = aggregate({c: (v, secagg.client_weight(1, config)) for c, v in enumerate(vectors)})
+    return np.array([wrapper.aggregate_evaluate(1, [np.zeros(3)], agg).loss for _ in range(trials)])
+
+
+def test_evaluation_noise_scale_matches_the_multiplier():
+    w = _wrapper(inner=secagg.FedAvg(metrics=("acc",)), evaluation_noise_multiplier=0.5)
+    config = w.configure_evaluate(1, [np.zeros(3)])
+    losses = _evaluation_noise(w, config, [np.array([1.0, 0.5]), np.array([3.0, 0.5])], 4000)
+    noise_on_sum = (losses - 2.0) * 2  # the mean over the 2 clients is 2.0
+    sigma = 0.5 * np.hypot(10.0, 1.0)
+    # 4,000 draws: the sample std is within 5% of the target with overwhelming probability
+    assert np.std(noise_on_sum) == pytest.approx(sigma, rel=0.05)
+    assert abs(np.mean(noise_on_sum)) < 5 * sigma / np.sqrt(4000)
+    assert w.evaluations_accounted == 4000 and w.rounds_accounted == 0
+
+
+def test_central_server_clamps_each_evaluation_itself():
+    w = _wrapper(dp.CentralFixedClipping, inner=secagg.FedAvg(metrics=("acc",)),
+                 evaluation_noise_multiplier=1e-9)
+    agg = aggregate({0: (np.array([1e9, 40.0]), 1.0), 1: (np.array([2.0, 0.5]), 1.0)},
+                    backend=secagg.CollectingBackend())  # a client that did not clamp
+    result = w.aggregate_evaluate(1, [np.zeros(3)], agg)
+    assert result.loss == pytest.approx(6.0) and result.metrics["acc"] == pytest.approx(0.75)
+
+
+def test_local_dp_evaluation_is_noised_by_each_client():
+    w = _wrapper(dp.LocalDifferentialPrivacy)
+    config = w.configure_evaluate(1, [np.zeros(3)])
+    noisy = secagg.apply_update_transforms(np.zeros(40_000), config, np.random.default_rng(4))
+    assert np.std(noisy) == pytest.approx(1.5 * 10.0, rel=0.02)  # z * the loss bound (no metrics)
+    agg = aggregate({0: (np.array([1.0]), 1.0), 1: (np.array([2.0]), 1.0)})
+    assert w.aggregate_evaluate(1, [np.zeros(3)], agg).loss == 1.5  # the server adds nothing
+    assert w.evaluations_accounted == 1
+    assert w.epsilon == pytest.approx(
+        RdpAccountant().compose(Gaussian(noise_multiplier=0.75), 1).get_epsilon(1e-5))
+
+
+def test_evaluation_off_and_unprotected():
+    assert _wrapper(evaluation="off").configure_evaluate(1, [np.zeros(3)]) is None
+    w = _wrapper(evaluation="unprotected")
+    config = w.configure_evaluate(1, [np.zeros(3)])
+    assert "blindsum.transforms" not in config and "blindsum.weighting" not in config
+    agg = aggregate({0: (np.array([1.0]), 1.0), 1: (np.array([4.0]), 3.0)})
+    assert w.aggregate_evaluate(1, [np.zeros(3)], agg).loss == pytest.approx(13 / 4)
+    assert w.evaluations_accounted == 0
+    with pytest.raises(DPValueError, match="evaluation must be one of"):
+        _wrapper(evaluation="sometimes")
+    with pytest.raises(DPValueError, match="evaluation_loss_bound"):
+        _wrapper(evaluation_loss_bound=float("inf"))
+
+
+def test_budget_skips_an_evaluation_it_cannot_afford():
+    probe = _wrapper(evaluation="off")
+    w = _wrapper(epsilon_budget=probe.epsilon_after(1) * 1.01)
+    with pytest.raises(BudgetExceededError):  # a round with its evaluation does not fit
+        w.configure_fit(1, [np.zeros(3)])
+    w = _wrapper(epsilon_budget=(_wrapper().epsilon_after(1) + probe.epsilon_after(1)) / 2,
+                 evaluation_noise_multiplier=3.0)
+    w.configure_fit(1, [np.zeros(3)])
+    w._spend(aggregate({0: (np.zeros(3), 1.0)}))
+    assert w.configure_evaluate(1, [np.zeros(3)]) is not None  # z=3 evaluation fits
+    w._ledger.events.append(w.evaluation_event(10))
+    assert w.configure_evaluate(1, [np.zeros(3)]) is None  # a second one would not

@@ -99,6 +99,25 @@ def test_secure_dp_fedavg_matches_run_federated() -> None:
     np.testing.assert_allclose(got, secagg.flatten(want), atol=1e-6)
 
 
+def test_dp_federated_evaluation_over_the_transport_is_clamped_noised_and_accounted() -> None:
+    inner = dp.ClientSideFixedClipping(
+        secagg.FedAvg(metrics=("acc",)), noise_multiplier=1.0, clipping_norm=1.0, num_clients=3,
+        rng=np.random.default_rng(7), evaluation_noise_multiplier=1e-7, evaluation_loss_bound=1.0)
+    coord = transport.Coordinator(
+        strategy=secagg.SecureAggregation(inner), parameters=params0(),
+        backend=transport.resolve_backend("secagg+"), config=kit.config(rounds=2))
+    summary, _ = federate(kit.InProcHarness(), coord, {c: runtime(Client(c)) for c in range(3)})
+    assert summary.rounds_completed == 2
+    assert inner.rounds_accounted == 2 and inner.evaluations_accounted == 2
+    last = summary.log[-1].federated_evaluation
+    assert last is not None and last.num_clients == 3
+    # every client's loss is below -1.0 after two rounds: clamped to -1, weighed 1 each
+    assert max(Client(c).evaluate(coord.parameters, {})[0] for c in range(3)) < -1.0
+    assert last.loss == pytest.approx(-1.0, abs=1e-4)
+    assert last.metrics["acc"] == pytest.approx((0.0 + 0.1 + 0.2) / 3, abs=1e-4)
+    assert last.num_examples == pytest.approx(3.0)
+
+
 def test_backend_name_must_match_the_coordinators() -> None:
     with pytest.raises(transport.ConfigError, match=r"'secagg\+'.*'plain'"):
         transport.Coordinator(strategy=dp_secagg(), parameters=params0(),
@@ -106,7 +125,7 @@ def test_backend_name_must_match_the_coordinators() -> None:
 
 
 def test_budget_exhausted_stops_training_and_keeps_the_model() -> None:
-    probe = dp.ClientSideFixedClipping(secagg.FedAvg(), noise_multiplier=1.0,
+    probe = dp.ClientSideFixedClipping(secagg.FedAvg(fraction_evaluate=0.0), noise_multiplier=1.0,
                                        clipping_norm=1.0, num_clients=3)
     budget = (probe.epsilon_after(2) + probe.epsilon_after(3)) / 2
     strategy = dp.ClientSideFixedClipping(
