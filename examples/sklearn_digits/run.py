@@ -132,7 +132,8 @@ def calibrate(*, rounds: int, target: float, delta: float, accountant: str) -> f
     """The smallest noise multiplier (to 1e-3) whose epsilon after ``rounds`` full
     rounds is at most ``target`` (bisection over the accountant)."""
     def eps(z: float) -> float:
-        probe = dp.ClientSideFixedClipping(secagg.FedAvg(), noise_multiplier=z, clipping_norm=1.0,
+        probe = dp.ClientSideFixedClipping(secagg.FedAvg(fraction_evaluate=0.0), noise_multiplier=z,
+                                           clipping_norm=1.0,
                                            num_clients=2, delta=delta, accountant=accountant,
                                            rng=np.random.default_rng(0))
         return probe.epsilon_after(rounds)
