@@ -38,7 +38,13 @@ from secagg import (
 )
 from secagg._messages import AdvertiseRequest
 
-__all__ = ["DistributedDPBackend", "rotation_seed"]
+__all__ = ["DistributedDPBackend", "rotation_seed", "DDP_CONFIG_KEYS"]
+
+#: fit-config keys under which the coordinator's strategy publishes the parameters that
+#: fix every client's encoding (mechanism, noise multiplier, clip, modulus bits)
+DDP_CONFIG_KEYS = {"mechanism": "blindsum.ddp_mechanism",
+                   "noise_multiplier": "blindsum.ddp_noise_multiplier",
+                   "clip": "blindsum.ddp_clip", "bits": "blindsum.ddp_bits"}
 
 
 def rotation_seed(round_id: int) -> bytes:
@@ -91,6 +97,27 @@ class DistributedDPBackend:
     def __post_init__(self) -> None:
         if not 0.0 <= self.expected_dropout < 1.0:
             raise DPValueError(f"expected_dropout must be in [0, 1), got {self.expected_dropout}")
+
+    def fit_config(self) -> dict[str, str | float | int]:
+        """The public parameters a client's encoding depends on, as fit-config entries."""
+        return {key: getattr(self, name) for name, key in DDP_CONFIG_KEYS.items()}
+
+    def check_fit_config(self, config: Mapping[str, object]) -> None:
+        """Refuse a round whose strategy encodes with other parameters than this client.
+
+        A client that encoded its update with another noise multiplier, clip, bits or
+        mechanism than the coordinator decodes with would spoil the sum (or carry less
+        noise than it agreed to); parameters the config does not give are not checked.
+
+        Raises:
+            DPValueError: naming each parameter that differs, with both values.
+        """
+        differ = [f"{name} {config[key]!r} (this client: {getattr(self, name)!r})"
+                  for name, key in DDP_CONFIG_KEYS.items()
+                  if key in config and config[key] != getattr(self, name)]
+        if differ:
+            raise DPValueError("the coordinator's distributed-DP parameters differ from this "
+                               "client's: " + "; ".join(differ))
 
     def round_parameters(self, *, num_clients: int, dim: int) -> tuple[SecAggPlusBackend, DistributedDPConfig]:
         """The SecAgg+ backend and the DP configuration of a round of ``num_clients``.

@@ -157,7 +157,12 @@ class DistributedDP(StrategyWrapper):
     # -- the contract ---------------------------------------------------------------------
 
     def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
-        config = self.strategy.configure_fit(server_round, parameters)
+        """The inner config, plus the public parameters of every client's encoding (a
+        client runtime holding a :class:`DistributedDPBackend` checks them)."""
+        config = dict(self.strategy.configure_fit(server_round, parameters))
+        config.update(DistributedDPBackend(
+            mechanism=self.mechanism, noise_multiplier=self.noise_multiplier,
+            clip=self.clipping_norm, bits=self.bits).fit_config())
         if self.epsilon_budget is not None:
             after = self._epsilon(self._ledger.total + self.round_rdp(
                 num_clients=self.clients_per_round, dim=fit_dim(parameters, config)))

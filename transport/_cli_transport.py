@@ -50,7 +50,8 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
                    help="a round fails with fewer clients ready than this")
     p.add_argument("--over-selection", type=float, default=0.0,
                    help="ask (1 + this) x clients-per-round clients; the fastest are used")
-    p.add_argument("--backend", default="plain", help="aggregation backend: plain or secagg+")
+    p.add_argument("--backend", default="plain",
+                   help="aggregation backend: plain, secagg+, secagg+ddp (distributed DP) or ckks")
     p.add_argument("--clip", type=float, default=1.0,
                    help="secagg+: updates are clipped to [-clip, clip] per coordinate")
     p.add_argument("--max-weight", type=int, default=1000,
@@ -66,6 +67,7 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identities", help="secagg+: file of '<client_id> <hex Ed25519 public "
                                         "key>' lines; turns on authenticated rounds")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
+    _ddp_arguments(p, coordinator=True)
     p.add_argument("--ckks-key-holders", help="ckks: comma-separated ids of the clients "
                                               "holding the secret key, in order of preference")
     p.add_argument("--fit-deadline", type=float, default=60.0, help="seconds for local training")
@@ -112,9 +114,36 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
                                         "file the coordinator uses, obtained out of band")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys) on key holders, "
                                        "secagg.encode(keys.public()) elsewhere")
+    _ddp_arguments(p, coordinator=False)
     p.add_argument("--give-up-after", type=float, default=300.0,
                    help="seconds of failed reconnects before exiting")
     p.set_defaults(handler=_run_client)
+
+
+def _ddp_arguments(p: argparse.ArgumentParser, *, coordinator: bool) -> None:
+    """Distributed DP: the noise each client adds under SecAgg+ (the same on both sides)."""
+    who = "the strategy's" if coordinator else "the noise this client adds: z"
+    p.add_argument("--ddp-noise-multiplier", type=float,
+                   help=f"secagg+ddp: {who} noise multiplier; turns on distributed DP"
+                   + ("" if coordinator else " (a coordinator asking otherwise is refused)"))
+    p.add_argument("--ddp-clip", type=float, help="secagg+ddp: L2 clip of each update")
+    p.add_argument("--ddp-mechanism", choices=("dgauss", "skellam"), default="dgauss",
+                   help="secagg+ddp: discrete Gaussian or Skellam noise")
+    p.add_argument("--ddp-bits", type=int, default=20, help="secagg+ddp: SecAgg+ modulus 2^bits")
+    if not coordinator:
+        p.add_argument("--ddp-expected-dropout", type=float, default=0.0,
+                       help="secagg+ddp: fraction of clients expected to drop (sizes the "
+                            "threshold; must match the coordinator's)")
+
+
+def _ddp_options(args: argparse.Namespace, expected_dropout: float) -> dict[str, object]:
+    import transport
+
+    if args.ddp_noise_multiplier is None or args.ddp_clip is None:
+        raise transport.ConfigError("secagg+ddp needs --ddp-noise-multiplier and --ddp-clip")
+    return {"noise_multiplier": args.ddp_noise_multiplier, "clip": args.ddp_clip,
+            "mechanism": args.ddp_mechanism, "bits": args.ddp_bits,
+            "expected_dropout": expected_dropout}
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -200,11 +229,14 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
         if args.ckks_key_holders:
             options["key_holders"] = tuple(int(c) for c in args.ckks_key_holders.split(","))
         return options
-    if args.backend != "secagg+":
+    if args.backend not in ("secagg+", "secagg+ddp"):
         return {}
     neighbours = args.neighbours
     if neighbours not in (None, "all"):
         neighbours = int(neighbours)
+    if args.backend == "secagg+ddp":
+        return _ddp_options(args, args.dropout) | {"neighbours": neighbours or "all",
+                                                   "threshold": args.threshold}
     options = {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
                "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
     if args.identities:
@@ -222,9 +254,13 @@ def _client_backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         return transport.resolve_backend("ckks", keys=load_ckks_keys(args.ckks_keys)), {}
     if bool(args.identities) != bool(args.identity_key):
         raise transport.ConfigError("--identities and --identity-key go together")
-    if args.identities:
-        backend = transport.resolve_backend("secagg+", identities=load_identities(args.identities))
-        return backend, {"identity": load_identity_key(args.identity_key)}
+    identities = load_identities(args.identities) if args.identities else None
+    session = {"identity": load_identity_key(args.identity_key)} if args.identities else {}
+    if args.ddp_noise_multiplier is not None or args.ddp_clip is not None:
+        options = _ddp_options(args, args.ddp_expected_dropout)
+        return transport.resolve_backend("secagg+ddp", **options, identities=identities), session
+    if identities is not None:
+        return transport.resolve_backend("secagg+", identities=identities), session
     return None, {}
 
 

@@ -201,6 +201,14 @@ class ClientRuntime:
                               f"client {self.client_id} does not evaluate (no evaluate function)")
             return None
         prepare = self._prepare_evaluation if evaluating else self._prepare
+        check = getattr(backend, "check_fit_config", None)
+        if not evaluating and check is not None:
+            try:  # before training: a round this client cannot join costs nothing
+                check(msg.config)
+            except ValueError as exc:  # our own check: its message names no secret
+                await self._abort(link, msg.round_id, f"client {self.client_id}: {exc}")
+                log.warning("client %d: refused round %d: %s", self.client_id, msg.round_id, exc)
+                return None
         try:
             session = await asyncio.to_thread(prepare, backend, msg)
         except Exception as exc:  # the user's code failed: tell, and stay

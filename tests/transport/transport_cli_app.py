@@ -58,3 +58,11 @@ class _Evaluating:
 
 def evaluating_client_app(client_id: int):  # type: ignore[no-untyped-def]
     return _Evaluating(client_id)
+
+
+def ddp_server_app():  # type: ignore[no-untyped-def]
+    """FedAvg under distributed DP (clients add discrete Gaussian noise under SecAgg+)."""
+    import dp
+
+    return dp.DistributedDP(secagg.FedAvg(fraction_evaluate=0.0), noise_multiplier=1.0,
+                            clipping_norm=1.0, clients_per_round=3), [np.zeros(4)]
