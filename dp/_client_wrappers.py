@@ -141,7 +141,7 @@ class LocalDifferentialPrivacy(PrivacyWrapper):
         - Federated evaluation metrics are not noised.
     """
 
-    def round_event(self, sample_size: int) -> DPEvent:
+    def round_event(self, sample_size: int, population: int | None = None) -> DPEvent:
         return Gaussian(noise_multiplier=self.noise_multiplier / 2.0)
 
     def configure_fit(self, server_round: int, parameters: Parameters) -> Config:
