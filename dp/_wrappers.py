@@ -12,7 +12,10 @@ Accounting, per round, through :class:`dp.RdpAccountant` or :class:`dp.PldAccoun
 (adjacency: add or remove one client); with ``m`` of ``N`` sampled, the coordinator
 draws a fixed-size sample, so the round is the Gaussian sampled without replacement
 (Wang, Balle, Kasiviswanathan 2019; adjacency: replace one client, whose sum
-sensitivity is twice the clip, so the event's multiplier is halved).
+sensitivity is twice the clip, so the event's multiplier is halved). When the
+coordinator reports its real sample (:meth:`PrivacyWrapper.fit_sampled`), ``m`` is the
+number it sampled, over-selected clients included, and ``N`` the connected clients it
+sampled from (at most ``num_clients``).
 
 Budget: with ``epsilon_budget`` set, ``configure_fit`` raises
 :class:`dp.BudgetExceededError` *before* a round whose release would take epsilon
@@ -376,7 +379,8 @@ class ClientSideFixedClipping(PrivacyWrapper):
         strategy: a sum-based strategy (FedAvg family).
         noise_multiplier: noise standard deviation over ``clipping_norm``.
         clipping_norm: L2 bound on each client's flat update.
-        num_clients: the population the coordinator samples from (for the rate).
+        num_clients: the population the coordinator samples from (for planning the
+            rate; a coordinator's real sample, when reported, takes over).
         delta: the delta at which :attr:`epsilon` is reported.
         epsilon_budget: stop (``configure_fit`` raises
             :class:`~dp.BudgetExceededError`) before a round would exceed it.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from secagg import (
     Config,
     EvaluatingStrategy,
     Parameters,
+    SampleObserver,
+    SamplingStrategy,
     StatefulStrategy,
     Strategy,
     StrategyState,
@@ -260,12 +263,15 @@ class Coordinator:
                 server_round = self.completed_rounds + 1
                 try:
                     config = self._strategy.configure_fit(server_round, self.parameters)
+                    sampled, target, available = await self._sample()
+                    if isinstance(self._strategy, SampleObserver):
+                        self._strategy.fit_sampled(server_round, num_available=available,
+                                                   num_sampled=len(sampled))
                 except BudgetExceededError as exc:
                     self.stopped = f"privacy budget exhausted before round {server_round}: {exc}"
                     log.warning("training stops: %s", self.stopped)
                     break
-                sampled = await self._sample()
-                record = await self._run_round(sampled, config, pool)
+                record = await self._run_round(sampled, target, config, pool)
                 self._finish_round(record)
                 failures = 0 if record.completed else failures + 1
                 if failures >= self.config.max_failed_rounds:
@@ -279,14 +285,23 @@ class Coordinator:
         return RunSummary(backend=self.backend.name, rounds_completed=self.completed_rounds,
                           log=tuple(self.log), stopped=self.stopped)
 
-    async def _sample(self) -> tuple[int, ...]:
+    async def _sample(self) -> tuple[tuple[int, ...], int, int]:
+        """Wait for clients, then sample the round's fit clients.
+
+        Returns ``(sampled, target, available)``: ``target`` clients are to be aggregated
+        (a :class:`secagg.SamplingStrategy`'s ``num_fit_clients(available)``, else
+        ``clients_per_round``); ``ceil(target * (1 + over_selection))`` of the
+        ``available`` connected ones are sampled. While the strategy samples none, wait.
+        """
         cfg = self.config
         start = time.monotonic()
         while True:
-            n = len(self._peers)
+            n, target = len(self._peers), 0
             waited = time.monotonic() - start
             if n >= cfg.sample_size or (n >= cfg.min_clients and waited >= cfg.wait_for_clients):
-                break
+                target = self._fit_target(n)
+                if target > 0:
+                    break
             self._changed.clear()
             timeout = cfg.wait_for_clients - waited if waited < cfg.wait_for_clients else 5.0
             try:
@@ -294,7 +309,16 @@ class Coordinator:
             except asyncio.TimeoutError:
                 if n < cfg.min_clients:
                     log.info("waiting for clients: %d connected, %d needed", n, cfg.min_clients)
-        return self._choose(cfg.sample_size, "sample")
+                elif target == 0 and waited >= cfg.wait_for_clients:
+                    log.info("waiting for clients: the strategy samples none of %d connected", n)
+        size = math.ceil(target * (1 + cfg.over_selection) - 1e-9)
+        return self._choose(size, "sample"), target, n
+
+    def _fit_target(self, available: int) -> int:
+        strategy = self._strategy
+        if isinstance(strategy, SamplingStrategy):
+            return min(strategy.num_fit_clients(available), available)
+        return self.config.clients_per_round
 
     def _choose(self, k: int, purpose: str) -> tuple[int, ...]:
         ids = np.array(self.connected)
@@ -333,12 +357,11 @@ class Coordinator:
         for cid in driver.selected:
             self._send(cid, end)
 
-    async def _run_round(self, sampled: tuple[int, ...], config: Config,
+    async def _run_round(self, sampled: tuple[int, ...], target: int, config: Config,
                          pool: ThreadPoolExecutor) -> RoundRecord:
-        cfg = self.config
         server_round = self.completed_rounds + 1
         r, driver = self._open(self._next_round_id, server_round, sampled, pool, phase="fit",
-                               target=cfg.clients_per_round, minimum=cfg.min_clients)
+                               target=target, minimum=min(self.config.min_clients, target))
         start = time.monotonic()
         log.info("round %d (id %d): sampled %s", server_round, r.round_id, list(sampled))
         self._notify(RoundEvent(kind="round_started", server_round=server_round, clients=sampled))
