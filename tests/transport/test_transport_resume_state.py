@@ -225,3 +225,21 @@ def _plain(value: object) -> object:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def test_a_round_saved_before_its_evaluation_is_replaced_not_repeated(tmp_path: Path) -> None:
+    store = transport.Store(tmp_path)
+    fit = transport.RoundRecord(server_round=1, round_id=1, status="completed", sampled=(1, 2))
+    state = {"type": "FedAdam", "optimizer": {"kind": "adaptive", "m": np.ones(2),
+                                               "v": np.full(2, 2.0), "steps": 1}}
+    store.save(completed_rounds=1, next_round_id=2, parameters=[np.ones(2)], record=fit,
+               strategy_state=state)
+    done = transport.RoundRecord(server_round=1, round_id=1, status="completed", sampled=(1, 2),
+                                 evaluation_round_id=2, evaluation_detail="completed")
+    store.save(completed_rounds=1, next_round_id=3, parameters=[np.ones(2)], record=done)
+    checkpoint = transport.Store(tmp_path).load()
+    assert checkpoint is not None and checkpoint.log == (done,)
+    assert checkpoint.next_round_id == 3 and checkpoint.strategy_state is not None
+    np.testing.assert_array_equal(checkpoint.strategy_state["optimizer"]["v"], [2.0, 2.0])
+    with pytest.raises(TypeError, match="JSON or arrays"):
+        encode_state({"type": "X", "bad": object()})
