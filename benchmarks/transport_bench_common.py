@@ -49,8 +49,9 @@ class _Avg:
 
 
 def backend_for(name: str, neighbours: str) -> secagg.Backend:
-    if name == "secagg+":
-        k: int | str = neighbours if neighbours == "all" else int(neighbours)
+    if name == "secagg+":  # "auto": secagg.find_parameters chooses k for the round's n
+        k: int | str | None = (None if neighbours == "auto" else
+                               neighbours if neighbours == "all" else int(neighbours))
         return transport.resolve_backend(name, clip=1.0, max_weight=1, neighbours=k)
     return transport.resolve_backend(name)
 
@@ -85,14 +86,21 @@ def _fit(parameters: secagg.Parameters, config: secagg.Config
     return [p + np.float32(1e-3) for p in parameters], 1, {}
 
 
+def _client_ids(args: Any) -> range:
+    """This process's share of the ``args.clients`` ids (``--slice i/N``: every N-th)."""
+    index, count = (int(x) for x in (getattr(args, "slice", None) or "0/1").split("/"))
+    return range(args.clients)[index::count]
+
+
 async def clients_role(args: Any) -> dict[str, Any]:
-    """Run ``args.clients`` client runtimes in this event loop until training ends."""
+    """Run ``args.clients`` client runtimes (or this process's slice of them) in this
+    event loop until training ends."""
     backoff = transport.Backoff(initial=0.2, maximum=2.0, give_up_after=600)
     runtimes = [transport.ClientRuntime(
         client_id=cid, fit=_fit, backoff=backoff, seed=cid,
         connector=transport.GrpcConnector(f"127.0.0.1:{args.port}", client_id=cid,
                                           connect_timeout=120))
-        for cid in range(args.clients)]
+        for cid in _client_ids(args)]
     start = time.perf_counter()
     results = await asyncio.gather(*(rt.run() for rt in runtimes), return_exceptions=True)
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
@@ -123,16 +131,28 @@ def first_json(proc: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def run_federation(script: str, args: Any, timeout: float = 1800) -> tuple[dict, dict]:
+    """A coordinator process and ``args.client_processes`` (default 1) client processes;
+    returns the coordinator's report and the clients' (summed over the processes)."""
     common = ["--clients", str(args.clients), "--dim", str(args.dim), "--rounds",
               str(args.rounds), "--backend", args.backend, "--neighbours", args.neighbours]
+    processes = int(getattr(args, "client_processes", 1) or 1)
     coordinator = spawn(script, "coordinator", *common)
     port = first_json(coordinator)["port"]
-    clients = spawn(script, "clients", *common, "--port", str(port))
+    clients = [spawn(script, "clients", *common, "--port", str(port),
+                     *(("--slice", f"{i}/{processes}") if processes > 1 else ()))
+               for i in range(processes)]
     try:
-        client_report = last_json(clients, timeout)
+        reports = [last_json(p, timeout) for p in clients]
         coordinator_report = last_json(coordinator, 60)
     finally:
-        for p in (clients, coordinator):
+        for p in (*clients, coordinator):
             if p.poll() is None:
                 p.kill()
+    client_report = {
+        "seconds": max(r["seconds"] for r in reports),
+        "failures": [f for r in reports for f in r["failures"]][:5],
+        "n_failures": sum(r["n_failures"] for r in reports),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in reports),
+        "cpu_seconds": sum(r["cpu_seconds"] for r in reports),
+    }
     return coordinator_report, client_report

@@ -70,6 +70,8 @@ from dp._events import (
     SampledWithoutReplacement,
     SelfComposed,
     Skellam,
+    event_from_json,
+    event_to_json,
 )
 from dp._granularity import choose_gamma
 from dp._mechanisms import (
@@ -85,6 +87,8 @@ from dp._rdp import DEFAULT_ORDERS, RdpAccountant, rdp_of, rdp_to_delta, rdp_to_
 from dp._wrappers import ClientSideFixedClipping, PrivacyWrapper
 
 __all__: list[str] = [
+    "event_to_json",
+    "event_from_json",
     "DistributedDP",
     "DistributedDPBackend",
     "DPError",

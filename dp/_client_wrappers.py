@@ -145,7 +145,7 @@ class LocalDifferentialPrivacy(PrivacyWrapper):
           ``evaluation_noise_multiplier`` times its L2 bound before sending it.
     """
 
-    def round_event(self, sample_size: int) -> DPEvent:
+    def round_event(self, sample_size: int, population: int | None = None) -> DPEvent:
         return Gaussian(noise_multiplier=self.noise_multiplier / 2.0)
 
     def evaluation_event(self, sample_size: int) -> DPEvent:

@@ -284,6 +284,14 @@ class AdaptiveClipper:
         """The configuration given at construction."""
         return self._config
 
+    def restore(self, clip: float) -> None:
+        """Continue from a clip saved earlier (a restarted server's :attr:`clip`).
+
+        Raises:
+            DPValueError: ``clip`` is not finite and > 0.
+        """
+        self._clip = check_positive("clip", clip)
+
     def step(self, updates: Sequence[Update], *, rng: np.random.Generator) -> AdaptiveClipResult:
         """Clip a round's updates with the current clip, then move the clip.
 

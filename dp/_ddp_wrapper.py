@@ -20,7 +20,16 @@ from dp._distributed import distributed_rdp
 from dp._errors import BudgetExceededError, DPValueError
 from dp._rdp import DEFAULT_ORDERS, rdp_to_epsilon
 from dp._wrappers import PrivacyWrapper, check_privacy_arguments
-from secagg import AggregateResult, Backend, Config, Parameters, StrategyWrapper, fit_dim
+from secagg import (
+    AggregateResult,
+    Backend,
+    Config,
+    Parameters,
+    StrategyState,
+    StrategyWrapper,
+    check_state_type,
+    fit_dim,
+)
 
 __all__ = ["DistributedDP"]
 
@@ -143,6 +152,34 @@ class DistributedDP(StrategyWrapper):
     def epsilon(self) -> float:
         """Epsilon spent so far at :attr:`delta`."""
         return self._epsilon(self._ledger.total) if self._ledger.rounds else 0.0
+
+    def state_dict(self) -> StrategyState:
+        """The RDP spent (at ``dp.DEFAULT_ORDERS``), the rounds accounted and the wrapped
+        strategy's state."""
+        return StrategyWrapper.state_dict(self) | {
+            "orders": [float(a) for a in DEFAULT_ORDERS],
+            "rdp": [float(x) for x in self._ledger.total], "rounds": int(self._ledger.rounds)}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore :meth:`state_dict`'s state (all of it, or nothing on error).
+
+        Raises:
+            ValueError: another stack of strategies wrote it, the orders differ from
+                ``dp.DEFAULT_ORDERS``, or the RDP curve is not finite and >= 0.
+        """
+        check_state_type(state, self)
+        orders = [float(a) for a in DEFAULT_ORDERS]
+        if state.get("orders") != orders:
+            raise DPValueError("strategy state was accounted at other RDP orders than "
+                               "dp.DEFAULT_ORDERS; it cannot be continued")
+        total = np.array(state.get("rdp"), dtype=np.float64)
+        rounds = state.get("rounds")
+        if total.shape != (len(orders),) or not np.all(total >= 0):  # NaN fails, inf is fine
+            raise DPValueError(f"strategy state's rdp must be {len(orders)} values >= 0")
+        if not isinstance(rounds, int) or rounds < 0:
+            raise DPValueError(f"strategy state's rounds must be an int >= 0, got {rounds!r}")
+        StrategyWrapper.load_state_dict(self, state)
+        self._ledger.total, self._ledger.rounds = total, rounds
 
     def round_rdp(self, *, num_clients: int, dim: int) -> np.ndarray:
         """The RDP curve (at ``dp.DEFAULT_ORDERS``) of one round of ``num_clients``."""

@@ -12,8 +12,10 @@ sensitivity enters the bound in more than one way (discrete Gaussian, Skellam).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from dp._errors import DPValueError
 
@@ -27,6 +29,8 @@ __all__ = [
     "SampledWithoutReplacement",
     "SelfComposed",
     "Composed",
+    "event_to_json",
+    "event_from_json",
 ]
 
 
@@ -183,3 +187,55 @@ class Composed(DPEvent):
         for i, e in enumerate(events):
             _event(f"events[{i}]", e)
         object.__setattr__(self, "events", events)
+
+
+def event_to_json(event: DPEvent) -> dict[str, Any]:
+    """``event`` as JSON values: ``{"type": <class name>, <field>: <value>, ...}``.
+
+    Raises:
+        DPValueError: ``event`` is not one of the events of this module.
+    """
+    _event("event", event)
+    if _EVENTS.get(type(event).__name__) is not type(event):
+        raise DPValueError(f"event must be one of {sorted(_EVENTS)}, got {type(event).__name__}")
+    out: dict[str, Any] = {"type": type(event).__name__}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        if isinstance(value, DPEvent):
+            value = event_to_json(value)
+        elif isinstance(value, tuple):
+            value = [event_to_json(e) for e in value]
+        out[field.name] = value
+    return out
+
+
+def event_from_json(data: Any) -> DPEvent:
+    """The event :func:`event_to_json` wrote; validated like any new event.
+
+    Raises:
+        DPValueError: an unknown event name, missing or unknown fields, or a value that
+            breaks the event's rules.
+    """
+    kind = data.get("type") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in _EVENTS:
+        raise DPValueError(f"a DP event must be a dict with 'type' in {sorted(_EVENTS)}, "
+                           f"got {data!r:.80}")
+    cls = _EVENTS[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = set(data) - {"type"}
+    if given != names:
+        raise DPValueError(f"{cls.__name__} needs fields {sorted(names)}, got {sorted(given)}")
+    values: dict[str, Any] = {}
+    for name in names:
+        value = data[name]
+        if isinstance(value, dict):
+            value = event_from_json(value)
+        elif isinstance(value, list):
+            value = tuple(event_from_json(e) for e in value)
+        values[name] = value
+    return cls(**values)
+
+
+_EVENTS: dict[str, type[DPEvent]] = {cls.__name__: cls for cls in (
+    Gaussian, Laplace, DiscreteGaussian, Skellam, PoissonSampled, SampledWithoutReplacement,
+    SelfComposed, Composed)}

@@ -12,7 +12,10 @@ Accounting, per round, through :class:`dp.RdpAccountant` or :class:`dp.PldAccoun
 (adjacency: add or remove one client); with ``m`` of ``N`` sampled, the coordinator
 draws a fixed-size sample, so the round is the Gaussian sampled without replacement
 (Wang, Balle, Kasiviswanathan 2019; adjacency: replace one client, whose sum
-sensitivity is twice the clip, so the event's multiplier is halved).
+sensitivity is twice the clip, so the event's multiplier is halved). When the
+coordinator reports its real sample (:meth:`PrivacyWrapper.fit_sampled`), ``m`` is the
+number it sampled, over-selected clients included, and ``N`` the connected clients it
+sampled from (at most ``num_clients``).
 
 Budget: with ``epsilon_budget`` set, ``configure_fit`` raises
 :class:`dp.BudgetExceededError` *before* a round whose release would take epsilon
@@ -42,7 +45,7 @@ from dp._accountant import PrivacyAccountant
 from dp._calibrate import make_accountant
 from dp._clipping import AdaptiveClipConfig, AdaptiveClipper, clip_l2, update_noise_multiplier
 from dp._errors import BudgetExceededError, DPValueError
-from dp._events import DPEvent, Gaussian, SampledWithoutReplacement
+from dp._events import DPEvent, Gaussian, SampledWithoutReplacement, event_from_json, event_to_json
 from dp._mechanisms import gaussian_noise, secure_generator
 from secagg import (
     AggregateResult,
@@ -51,7 +54,9 @@ from secagg import (
     EvaluatingStrategy,
     Parameters,
     SamplingStrategy,
+    StrategyState,
     StrategyWrapper,
+    check_state_type,
     register_update_transform,
 )
 from secagg._strategy import TRANSFORMS_KEY, WEIGHTING_KEY
@@ -84,15 +89,17 @@ def _accountant(name: str) -> PrivacyAccountant:
 
 
 class _Ledger:
-    """Mutable privacy state of a frozen wrapper: the events spent and the generator."""
+    """Mutable privacy state of a frozen wrapper: the events spent, the generator, the
+    adaptive clipper and the sample the coordinator reported for the running round."""
 
-    __slots__ = ("events", "rounds", "rng", "clipper")
+    __slots__ = ("events", "rounds", "rng", "clipper", "sample")
 
     def __init__(self) -> None:
         self.events: list[DPEvent] = []  # every release: updates and evaluations
         self.rounds = 0  # training rounds among them
         self.rng: np.random.Generator | None = None
         self.clipper: AdaptiveClipper | None = None
+        self.sample: tuple[int, int] | None = None  # (available, sampled)
 
 
 def _add_transform(config: Config, name: str) -> dict[str, bool | int | float | str]:
@@ -228,20 +235,97 @@ class PrivacyWrapper(StrategyWrapper):
         acc.compose(run, count)
         return float(acc.get_epsilon(self.delta))
 
+    # -- restart state -------------------------------------------------------------------
+    def state_dict(self) -> StrategyState:
+        """The privacy spent (events, run-length coded), the adaptive clip if any, and
+        the wrapped strategy's state. The noise generator's state is left out."""
+        runs: list[list[Any]] = []
+        for event in self._ledger.events:
+            if runs and runs[-1][0] == event:
+                runs[-1][1] += 1
+            else:
+                runs.append([event, 1])
+        clipper = self._ledger.clipper
+        return StrategyWrapper.state_dict(self) | {
+            "events": [[event_to_json(e), n] for e, n in runs],
+            "rounds": self._ledger.rounds,
+            "clip": None if clipper is None else float(clipper.clip),
+        }
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore :meth:`state_dict`'s state (all of it, or nothing on error).
+
+        Raises:
+            ValueError: the state was written by another stack of strategies, or its
+                events or clip are malformed (:class:`DPValueError` is a ValueError).
+        """
+        check_state_type(state, self)
+        events: list[DPEvent] = []
+        for item in state.get("events", ()):
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], int)
+                    and item[1] >= 1):
+                raise DPValueError(f"privacy ledger entries must be [event, count >= 1], "
+                                   f"got {item!r:.80}")
+            events += [event_from_json(item[0])] * item[1]
+        rounds = state.get("rounds", len(events))  # before evaluations: every event a round
+        if not (isinstance(rounds, int) and 0 <= rounds <= len(events)):
+            raise DPValueError(f"privacy ledger rounds must be in 0..{len(events)}, got {rounds!r:.40}")
+        clip, clipper = state.get("clip"), self._ledger.clipper
+        if (clip is None) != (clipper is None):
+            raise DPValueError(f"strategy state {'lacks' if clip is None else 'has'} an adaptive "
+                               f"clip, but {type(self).__name__} {'has' if clip is None else 'has no'}"
+                               " adaptive clipper")
+        if clipper is not None and clip is not None:
+            AdaptiveClipper(clipper.config).restore(clip)  # validates before anything changes
+        StrategyWrapper.load_state_dict(self, state)
+        if clipper is not None and clip is not None:
+            clipper.restore(clip)
+        self._ledger.events = events
+        self._ledger.rounds = rounds
+        self._ledger.sample = None
+
+    def fit_sampled(self, server_round: int, *, num_available: int, num_sampled: int) -> None:
+        """Account this round with the sample the coordinator really drew.
+
+        Raises:
+            BudgetExceededError: the round with this sample would exceed the budget.
+            DPValueError: ``num_sampled`` is not in ``1..num_available``.
+        """
+        if not 1 <= num_sampled <= num_available:
+            raise DPValueError(f"num_sampled must be in 1..num_available ({num_available}), "
+                               f"got {num_sampled}")
+        self._ledger.sample = (int(num_available), int(num_sampled))
+        StrategyWrapper.fit_sampled(self, server_round, num_available=num_available,
+                                    num_sampled=num_sampled)
+        if self.epsilon_budget is not None:
+            after = self._epsilon(self._ledger.events + [self._sampled_event()])
+            if after > self.epsilon_budget:
+                raise BudgetExceededError(epsilon=self.epsilon_budget, delta=self.delta,
+                                          spent_epsilon=after)
+
+    def _sampled_event(self, contributed: int | None = None) -> DPEvent:
+        """The event of the running round: from the coordinator's sample when it reported
+        one (population: the clients it sampled from, at most ``num_clients``),
+        else from the planned sample."""
+        if self._ledger.sample is None:
+            return self.round_event(self._sample_size(contributed))
+        available, sampled = self._ledger.sample
+        return self.round_event(sampled, population=min(available, int(self.num_clients)))
+
     def _sample_size(self, sampled: int | None) -> int:
         planned = (self.strategy.num_fit_clients(self.num_clients)
                    if isinstance(self.strategy, SamplingStrategy) else self.num_clients)
         return min(max(planned, sampled or 0, 1), self.num_clients)
 
-    def round_event(self, sample_size: int) -> DPEvent:
-        """What one round releases, as a DP event (see the module docstring)."""
+    def round_event(self, sample_size: int, population: int | None = None) -> DPEvent:
+        """What one round releases, as a DP event (see the module docstring): a sample of
+        ``sample_size`` out of ``population`` (by default ``num_clients``)."""
+        n = int(self.num_clients if population is None else population)
         z = self.effective_noise_multiplier
-        if sample_size >= self.num_clients:
+        if sample_size >= n:
             return Gaussian(noise_multiplier=z)
-        return SampledWithoutReplacement(
-            population_size=int(self.num_clients), sample_size=int(sample_size),
-            event=Gaussian(noise_multiplier=z / 2.0),
-        )
+        return SampledWithoutReplacement(population_size=n, sample_size=int(sample_size),
+                                         event=Gaussian(noise_multiplier=z / 2.0))
 
     def evaluation_event(self, sample_size: int) -> DPEvent:
         """What one noised federated evaluation of ``sample_size`` clients releases."""
@@ -283,7 +367,8 @@ class PrivacyWrapper(StrategyWrapper):
 
     def _spend(self, aggregate: AggregateResult) -> None:
         sampled = len(aggregate.contributors) + len(aggregate.dropped)
-        self._ledger.events.append(self.round_event(self._sample_size(sampled)))
+        self._ledger.events.append(self._sampled_event(sampled))
+        self._ledger.sample = None
         self._ledger.rounds += 1
 
     # -- federated evaluation -----------------------------------------------------------
@@ -468,7 +553,8 @@ class ClientSideFixedClipping(PrivacyWrapper):
         strategy: a sum-based strategy (FedAvg family).
         noise_multiplier: noise standard deviation over ``clipping_norm``.
         clipping_norm: L2 bound on each client's flat update.
-        num_clients: the population the coordinator samples from (for the rate).
+        num_clients: the population the coordinator samples from (for planning the
+            rate; a coordinator's real sample, when reported, takes over).
         delta: the delta at which :attr:`epsilon` is reported.
         epsilon_budget: stop (``configure_fit`` raises
             :class:`~dp.BudgetExceededError`) before a round would exceed it.

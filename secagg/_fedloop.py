@@ -25,6 +25,7 @@ from secagg._strategy import (
     EvaluateResult,
     EvaluatingStrategy,
     Parameters,
+    SampleObserver,
     SamplingStrategy,
     Scalar,
     Strategy,
@@ -175,6 +176,9 @@ def run_federated(
             raise ValueError(f"round {server_round}: the strategy samples no client of {len(ids)}")
         try:
             config = strategy.configure_fit(server_round, parameters)
+            if isinstance(strategy, SampleObserver):
+                strategy.fit_sampled(server_round, num_available=len(ids),
+                                     num_sampled=len(sampled))
         except Exception as exc:
             if getattr(exc, "stops_training", False):  # a DP budget: keep the model, stop
                 break

@@ -11,10 +11,12 @@ state is a frozen dataclass of arrays; nothing here mutates its inputs.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
-__all__ = ["MomentumState", "AdaptiveState", "momentum_step", "adaptive_step", "ADAPTIVE_RULES"]
+__all__ = ["MomentumState", "AdaptiveState", "momentum_step", "adaptive_step", "ADAPTIVE_RULES",
+           "state_to_dict", "state_from_dict"]
 
 ADAPTIVE_RULES = ("adam", "yogi", "adagrad")
 
@@ -99,3 +101,46 @@ def adaptive_step(
     if bias_correction:
         lr = lr * np.sqrt(1.0 - beta_2**steps) / (1.0 - beta_1**steps)
     return x + lr * m / (np.sqrt(v) + tau), AdaptiveState(m=m, v=v, steps=steps)
+
+
+_KINDS: dict[str, type[MomentumState] | type[AdaptiveState]] = {
+    "momentum": MomentumState, "adaptive": AdaptiveState}
+
+
+def state_to_dict(state: MomentumState | AdaptiveState | None) -> dict[str, Any] | None:
+    """An optimiser state as a dict of arrays and ints (``None`` stays ``None``)."""
+    if state is None:
+        return None
+    kind = next(k for k, cls in _KINDS.items() if isinstance(state, cls))
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
+    return {"kind": kind} | {k: v.copy() if isinstance(v, np.ndarray) else v
+                             for k, v in fields.items()}
+
+
+def state_from_dict(data: dict[str, Any] | None) -> MomentumState | AdaptiveState | None:
+    """The inverse of :func:`state_to_dict`.
+
+    Raises:
+        ValueError: an unknown kind or field, or a moment that is not a 1-D float array.
+    """
+    if data is None:
+        return None
+    if not isinstance(data, dict) or data.get("kind") not in _KINDS:
+        raise ValueError(f"optimizer state must have a kind in {sorted(_KINDS)}, got {data!r:.80}")
+    cls = _KINDS[data["kind"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names - {"kind"})
+    if unknown:
+        raise ValueError(f"optimizer state of kind {data['kind']!r} has unknown fields {unknown}")
+    values: dict[str, Any] = {}
+    for name in names & set(data):
+        value = data[name]
+        if name == "steps":
+            values[name] = int(value)
+        elif value is not None:
+            arr = np.array(value, dtype=np.float64)
+            if arr.ndim != 1:
+                raise ValueError(f"optimizer state field {name!r} must be a 1-D array, "
+                                 f"got shape {arr.shape}")
+            values[name] = arr
+    return cls(**values)

@@ -30,6 +30,8 @@ from secagg._strategy import (
     EvaluateResult,
     Parameters,
     Scalar,
+    StrategyState,
+    check_state_type,
     flatten,
     unflatten,
 )
@@ -154,6 +156,19 @@ class FedAvg:
     def reset(self) -> None:
         """Forget optimiser state (momentum, moment estimates)."""
         self._cell.state = None
+
+    def state_dict(self) -> StrategyState:
+        """The optimiser state to restore after a restart (see :class:`secagg.StatefulStrategy`)."""
+        return {"type": type(self).__name__, "optimizer": _optim.state_to_dict(self._cell.state)}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore :meth:`state_dict`'s state.
+
+        Raises:
+            ValueError: the state was written by another strategy class, or is malformed.
+        """
+        check_state_type(state, self)
+        self._cell.state = _optim.state_from_dict(state.get("optimizer"))
 
     def _mean_update(self, aggregate: AggregateResult, dim: int) -> np.ndarray:
         if aggregate.weighted_sum.shape != (dim,):

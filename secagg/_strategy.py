@@ -20,6 +20,10 @@ Optional extensions, each a separate protocol so that a minimal strategy stays m
 - :class:`EvaluatingStrategy`: federated evaluation (clients send ``[loss, metrics...]``
   as one flat vector with weight ``num_examples``, summed by the same backend as the
   updates) and an optional server-side evaluation.
+- :class:`StatefulStrategy`: state that must survive a restart (privacy spent,
+  adaptive clip, server-optimiser moments), as a :data:`StrategyState`.
+- :class:`SampleObserver`: told how many clients were sampled out of how many, before
+  the round's updates are aggregated (DP wrappers account the real sampling rate).
 
 What the client runtime must do with a fit config: weight its update with
 :func:`client_weight` and transform it with :func:`apply_update_transforms` (which may
@@ -35,7 +39,7 @@ import dataclasses
 import math
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -64,11 +68,17 @@ __all__ = [
     "evaluation_vector",
     "EXTRA_COORDINATES_KEY",
     "fit_dim",
+    "StrategyState",
+    "StatefulStrategy",
+    "SampleObserver",
+    "check_state_type",
 ]
 
 Parameters = list[np.ndarray]
 Scalar = bool | int | float | str
 Config = Mapping[str, Scalar]
+#: A strategy's restart state: nested dicts and lists of JSON values and NumPy arrays.
+StrategyState = dict[str, Any]
 UpdateTransform = Callable[[np.ndarray, Config, np.random.Generator], np.ndarray]
 
 TRANSFORMS_KEY = "blindsum.transforms"
@@ -110,6 +120,53 @@ class SamplingStrategy(Protocol):
     def num_evaluate_clients(self, num_available: int) -> int:
         """Clients to sample for federated evaluation; 0 means skip it this round."""
         ...
+
+
+@runtime_checkable
+class StatefulStrategy(Protocol):
+    """A strategy with state that a restarted coordinator must restore.
+
+    ``state_dict()`` returns a :data:`StrategyState` (JSON values and NumPy arrays,
+    with ``"type"`` the class name); ``load_state_dict(state)`` puts a fresh strategy,
+    built with the same arguments, back where ``state_dict()`` was called. Wrappers
+    nest their inner strategy's state under ``"strategy"``. A coordinator stores the
+    state with every checkpoint; a noise generator's state is never part of it (past
+    noise must stay secret; a restarted strategy draws fresh noise).
+    """
+
+    def state_dict(self) -> StrategyState: ...
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Raises: ValueError: the state was written by another kind of strategy or is
+        malformed (naming what does not fit); the strategy is then unchanged."""
+        ...
+
+
+@runtime_checkable
+class SampleObserver(Protocol):
+    """A strategy that wants to know how the round's clients were sampled.
+
+    The coordinator calls ``fit_sampled`` after it sampled ``num_sampled`` of
+    ``num_available`` connected clients (over-selected ones included) and before
+    ``aggregate_fit``. It may raise :class:`dp.BudgetExceededError` (the real sample
+    would take epsilon past the budget), which stops training like ``configure_fit``.
+    """
+
+    def fit_sampled(self, server_round: int, *, num_available: int, num_sampled: int) -> None: ...
+
+
+def check_state_type(state: StrategyState, owner: object) -> None:
+    """Check that ``state`` is a dict written by ``type(owner)``.
+
+    Raises:
+        ValueError: naming the type the state was written by and the one loading it.
+    """
+    if not isinstance(state, dict):
+        raise ValueError(f"strategy state must be a dict, got {type(state).__name__}")
+    want = type(owner).__name__
+    if state.get("type") != want:
+        raise ValueError(f"strategy state was written by {state.get('type')!r}, "
+                         f"but {want} is loading it")
 
 
 @runtime_checkable

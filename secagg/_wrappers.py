@@ -22,8 +22,12 @@ from secagg._strategy import (
     EvaluateResult,
     EvaluatingStrategy,
     Parameters,
+    SampleObserver,
     SamplingStrategy,
+    StatefulStrategy,
     Strategy,
+    StrategyState,
+    check_state_type,
 )
 
 __all__ = ["StrategyWrapper", "SecureAggregation", "innermost"]
@@ -96,6 +100,35 @@ class StrategyWrapper:
         if isinstance(self.strategy, EvaluatingStrategy):
             return self.strategy.evaluate(server_round, parameters)
         return None
+
+    def fit_sampled(self, server_round: int, *, num_available: int, num_sampled: int) -> None:
+        if isinstance(self.strategy, SampleObserver):
+            self.strategy.fit_sampled(server_round, num_available=num_available,
+                                      num_sampled=num_sampled)
+
+    def state_dict(self) -> StrategyState:
+        """``{"type": ..., "strategy": <the wrapped strategy's state or None>}``;
+        wrappers with state of their own add it."""
+        inner = self.strategy.state_dict() if isinstance(self.strategy, StatefulStrategy) else None
+        return {"type": type(self).__name__, "strategy": inner}
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore :meth:`state_dict`'s state, the wrapped strategy's included.
+
+        Raises:
+            ValueError: the state was written by another stack of strategies.
+        """
+        check_state_type(state, self)
+        inner = state.get("strategy")
+        if isinstance(self.strategy, StatefulStrategy):
+            if inner is None:
+                raise ValueError(f"strategy state of {type(self).__name__} holds no state for "
+                                 f"the wrapped {type(self.strategy).__name__}")
+            self.strategy.load_state_dict(inner)
+        elif inner is not None:
+            raise ValueError(f"strategy state of {type(self).__name__} holds a state for a "
+                             f"wrapped {inner.get('type')!r}, but "
+                             f"{type(self.strategy).__name__} keeps none")
 
 
 def innermost(strategy: Strategy) -> Strategy:

@@ -45,11 +45,14 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", default="127.0.0.1:9092", help="host:port to listen on")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--clients-per-round", type=int, default=10,
-                   help="clients whose updates are aggregated per round")
+                   help="clients whose updates are aggregated per round, at most (a "
+                        "strategy whose num_fit_clients asks for fewer, such as FedAvg with "
+                        "fraction_fit < 1, gets fewer); this many connected clients are "
+                        "waited for before sampling")
     p.add_argument("--min-clients", type=int, default=2,
                    help="a round fails with fewer clients ready than this")
     p.add_argument("--over-selection", type=float, default=0.0,
-                   help="ask (1 + this) x clients-per-round clients; the fastest are used")
+                   help="ask (1 + this) x the clients to aggregate; the fastest are used")
     p.add_argument("--backend", default="plain",
                    help="aggregation backend: plain, secagg+, secagg+ddp (distributed DP) or ckks")
     p.add_argument("--clip", type=float, default=1.0,

@@ -14,10 +14,12 @@ __all__ = ["CoordinatorConfig"]
 class CoordinatorConfig:
     """How rounds are run. Deadlines are in seconds.
 
-    ``clients_per_round`` clients are aggregated; ``ceil(clients_per_round *
-    (1 + over_selection))`` are asked. A round starts when that many are connected, or
-    after ``wait_for_clients`` with at least ``min_clients``; it fails when fewer than
-    ``min_clients`` finish ``fit``.
+    ``clients_per_round`` clients are aggregated (a :class:`secagg.SamplingStrategy`
+    whose ``num_fit_clients`` of the connected ones is smaller gets that many); ``ceil(aggregated *
+    (1 + over_selection))`` are asked. A round starts when ``ceil(clients_per_round *
+    (1 + over_selection))`` are connected, or after ``wait_for_clients`` with at least
+    ``min_clients``; it fails when fewer than ``min(min_clients, aggregated)`` finish
+    ``fit``.
     """
 
     rounds: int

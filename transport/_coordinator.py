@@ -11,7 +11,9 @@ and drops it from the round, which goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +27,12 @@ from secagg import (
     Config,
     EvaluatingStrategy,
     Parameters,
+    SampleObserver,
+    SamplingStrategy,
+    StatefulStrategy,
     Strategy,
+    StrategyState,
+    StrategyWrapper,
     evaluation_dim,
     fit_dim,
     num_clients_to_sample,
@@ -33,11 +40,11 @@ from secagg import (
 from transport._auth import TokenTable
 from transport._config import CoordinatorConfig
 from transport._contract import check_backend_name, choose_backend
-from transport._errors import Code, Rejected, RoundsFailed
+from transport._errors import Code, ConfigError, Rejected, RoundsFailed
 from transport._messages import PROTOCOL_VERSION, Kind, Message, encode_parameters
 from transport._records import RoundEvent, RoundRecord, RunSummary
 from transport._round import RoundDriver, RoundFailed, RoundState
-from transport._store import Store
+from transport._store import Checkpoint, Store
 
 __all__ = ["Coordinator", "CoordinatorConfig", "Peer"]
 
@@ -86,10 +93,43 @@ class Coordinator:
             self.completed_rounds = checkpoint.completed_rounds
             self._next_round_id = checkpoint.next_round_id
             self.log = list(checkpoint.log)
+            self._restore_strategy(checkpoint, store)
             log.info("resuming after round %d from %s", self.completed_rounds, store.path)
         self.stopped = ""
         check_backend_name(strategy, backend, server_round=self.completed_rounds + 1,
                            clients_per_round=config.clients_per_round)
+
+    def _restore_strategy(self, checkpoint: Checkpoint, store: Store) -> None:
+        """Put the strategy back where the checkpoint left it (privacy spent, clip, moments).
+
+        Raises:
+            ConfigError: the checkpoint's strategy state does not fit this strategy, or
+                a privacy-accounting strategy would resume from a checkpoint without one.
+        """
+        state, strategy = checkpoint.strategy_state, self._strategy
+        who = type(strategy).__name__
+        if state is None:
+            if checkpoint.completed_rounds and _accounts_privacy(strategy):
+                raise ConfigError(
+                    f"the checkpoint in {store.path} has {checkpoint.completed_rounds} completed "
+                    f"rounds but no strategy state (written before strategy states were stored); "
+                    f"{who} would forget the privacy already spent. Use a fresh state directory")
+            if checkpoint.completed_rounds and isinstance(strategy, StatefulStrategy):
+                log.warning("the checkpoint holds no strategy state; %s starts afresh", who)
+            return
+        if not isinstance(strategy, StatefulStrategy):
+            raise ConfigError(f"the checkpoint in {store.path} holds the state of a "
+                              f"{state.get('type')!r} strategy, but {who} keeps none; resume "
+                              "with the strategy that wrote it, or use a fresh state directory")
+        try:
+            strategy.load_state_dict(state)
+        except ValueError as exc:
+            raise ConfigError(f"the checkpoint in {store.path} does not fit strategy {who}: "
+                              f"{exc}") from None
+
+    def _strategy_state(self) -> StrategyState | None:
+        strategy = self._strategy
+        return strategy.state_dict() if isinstance(strategy, StatefulStrategy) else None
 
     @property
     def connected(self) -> tuple[int, ...]:
@@ -223,12 +263,15 @@ class Coordinator:
                 server_round = self.completed_rounds + 1
                 try:
                     config = self._strategy.configure_fit(server_round, self.parameters)
+                    sampled, target, available = await self._sample()
+                    if isinstance(self._strategy, SampleObserver):
+                        self._strategy.fit_sampled(server_round, num_available=available,
+                                                   num_sampled=len(sampled))
                 except BudgetExceededError as exc:
                     self.stopped = f"privacy budget exhausted before round {server_round}: {exc}"
                     log.warning("training stops: %s", self.stopped)
                     break
-                sampled = await self._sample()
-                record = await self._run_round(sampled, config, pool)
+                record = await self._run_round(sampled, target, config, pool)
                 self._finish_round(record)
                 failures = 0 if record.completed else failures + 1
                 if failures >= self.config.max_failed_rounds:
@@ -242,14 +285,23 @@ class Coordinator:
         return RunSummary(backend=self.backend.name, rounds_completed=self.completed_rounds,
                           log=tuple(self.log), stopped=self.stopped)
 
-    async def _sample(self) -> tuple[int, ...]:
+    async def _sample(self) -> tuple[tuple[int, ...], int, int]:
+        """Wait for clients, then sample the round's fit clients.
+
+        Returns ``(sampled, target, available)``: ``target`` clients are to be aggregated
+        (``clients_per_round``, or fewer when a :class:`secagg.SamplingStrategy`'s
+        ``num_fit_clients(available)`` asks for fewer); ``ceil(target * (1 + over_selection))`` of the
+        ``available`` connected ones are sampled. While the strategy samples none, wait.
+        """
         cfg = self.config
         start = time.monotonic()
         while True:
-            n = len(self._peers)
+            n, target = len(self._peers), 0
             waited = time.monotonic() - start
             if n >= cfg.sample_size or (n >= cfg.min_clients and waited >= cfg.wait_for_clients):
-                break
+                target = self._fit_target(n)
+                if target > 0:
+                    break
             self._changed.clear()
             timeout = cfg.wait_for_clients - waited if waited < cfg.wait_for_clients else 5.0
             try:
@@ -257,7 +309,17 @@ class Coordinator:
             except asyncio.TimeoutError:
                 if n < cfg.min_clients:
                     log.info("waiting for clients: %d connected, %d needed", n, cfg.min_clients)
-        return self._choose(cfg.sample_size, "sample")
+                elif target == 0 and waited >= cfg.wait_for_clients:
+                    log.info("waiting for clients: the strategy samples none of %d connected", n)
+        size = math.ceil(target * (1 + cfg.over_selection) - 1e-9)
+        return self._choose(size, "sample"), target, n
+
+    def _fit_target(self, available: int) -> int:
+        strategy = self._strategy
+        cap = self.config.clients_per_round
+        if isinstance(strategy, SamplingStrategy):
+            return min(strategy.num_fit_clients(available), cap, available)
+        return cap
 
     def _choose(self, k: int, purpose: str) -> tuple[int, ...]:
         ids = np.array(self.connected)
@@ -296,12 +358,11 @@ class Coordinator:
         for cid in driver.selected:
             self._send(cid, end)
 
-    async def _run_round(self, sampled: tuple[int, ...], config: Config,
+    async def _run_round(self, sampled: tuple[int, ...], target: int, config: Config,
                          pool: ThreadPoolExecutor) -> RoundRecord:
-        cfg = self.config
         server_round = self.completed_rounds + 1
         r, driver = self._open(self._next_round_id, server_round, sampled, pool, phase="fit",
-                               target=cfg.clients_per_round, minimum=cfg.min_clients)
+                               target=target, minimum=min(self.config.min_clients, target))
         start = time.monotonic()
         log.info("round %d (id %d): sampled %s", server_round, r.round_id, list(sampled))
         self._notify(RoundEvent(kind="round_started", server_round=server_round, clients=sampled))
@@ -322,15 +383,22 @@ class Coordinator:
             status, detail = "failed", str(exc)
         finally:
             self._end(r, driver, detail or status)
-        evaluation = await self._evaluate(server_round, r.round_id + 1, pool) if not detail else {}
-        return RoundRecord(
+        record = RoundRecord(
             server_round=server_round, round_id=r.round_id, status=status, sampled=sampled,
             selected=driver.selected, released=tuple(sorted(r.released)),
             contributors=tuple(contributors),
             dropped={k: tuple(sorted(v)) for k, v in driver.dropped.items()},
             stage_seconds=dict(driver.stage_seconds), latency=r.latency_summary(),
-            seconds=time.monotonic() - start, detail=detail, **evaluation,
+            seconds=time.monotonic() - start, detail=detail,
         )
+        if not record.completed:
+            return record
+        if self._store is not None:  # before the new model leaves the process (evaluation)
+            self._store.save(completed_rounds=server_round, next_round_id=r.round_id + 1,
+                             parameters=self.parameters, record=record,
+                             strategy_state=self._strategy_state())
+        evaluation = await self._evaluate(server_round, r.round_id + 1, pool)
+        return dataclasses.replace(record, seconds=time.monotonic() - start, **evaluation)
 
     async def _backend_for(self, pool: ThreadPoolExecutor, server_round: int, n: int,
                            purpose: str) -> Backend:
@@ -386,7 +454,7 @@ class Coordinator:
         if self._store is not None:
             self._store.save(completed_rounds=self.completed_rounds,
                              next_round_id=self._next_round_id, parameters=self.parameters,
-                             record=record)
+                             record=record, strategy_state=self._strategy_state())
         stages = ", ".join(f"{k} {v:.3f}s" for k, v in record.stage_seconds.items())
         latency = ", ".join(f"{k} p50 {v[0]:.3f}s p99 {v[1]:.3f}s"
                             for k, v in record.latency.items())
@@ -406,3 +474,13 @@ class Coordinator:
             log.info("round %d evaluation: %s", record.server_round, record.evaluation_detail)
         self._notify(RoundEvent(kind="round_finished", server_round=record.server_round,
                                 record=record))
+
+
+def _accounts_privacy(strategy: Strategy) -> bool:
+    """Whether ``strategy`` or one it wraps accounts privacy (a DP wrapper)."""
+    current: Strategy | None = strategy
+    while current is not None:
+        if hasattr(current, "rounds_accounted"):
+            return True
+        current = current.strategy if isinstance(current, StrategyWrapper) else None
+    return False

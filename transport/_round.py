@@ -13,7 +13,8 @@ Rules of a round (the coordinator's side of the contract):
    dropped at the stage it was in; the round goes on as far as the protocol allows.
 
 All session calls run on one worker thread, so the event loop keeps moving bytes
-while a backend computes; the session itself never sees a clock or a socket.
+while a backend computes; the session itself never sees a clock or a socket. Answers
+that queue up while the worker is busy are handed to it together, in arrival order.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = ["RoundState", "RoundDriver", "RoundFailed", "DROP"]
 log = logging.getLogger("blindsum.coordinator")
 T = TypeVar("T")
 DROP = "drop"
+_BATCH = 1024  # at most this many queued events are handled at once
 
 
 class RoundFailed(Exception):
@@ -249,7 +251,10 @@ class RoundDriver:
                 r.expecting.clear()
                 await self._call(session.close_stage)
                 continue
-            await self._handle(session, outstanding, *event)
+            batch = [event]  # answers that queued meanwhile go to the session together
+            while len(batch) < _BATCH and not r.events.empty():
+                batch.append(r.events.get_nowait())
+            await self._handle_batch(session, outstanding, batch)
 
     def _close_timing(self, stage_start: float) -> None:
         if self.r.stage != self.phase:
@@ -281,21 +286,34 @@ class RoundDriver:
                                     payload=payloads[cid], stage=r.stage))
         return sent
 
-    async def _handle(
-        self, session: ServerSession, outstanding: set[int], cid: int, what: Message | str
+    async def _handle_batch(
+        self, session: ServerSession, outstanding: set[int],
+        batch: list[tuple[int, Message | str]],
     ) -> None:
-        r = self.r
-        outstanding.discard(cid)
-        if isinstance(what, str):
-            if cid in self.selected and cid not in self._dropped_ids():
-                self._record_drop(cid, r.stage, what)
+        """Events in arrival order; each run of ``PROTOCOL`` answers is decoded and fed
+        to the session in one worker call (one hop per run, not one per client)."""
+        run: list[tuple[int, bytes]] = []
+        for cid, what in batch:
+            outstanding.discard(cid)
+            if isinstance(what, Message) and what.kind is Kind.PROTOCOL:
+                run.append((cid, what.payload))
+                continue
+            await self._receive_run(session, outstanding, run)
+            run = []
+            if isinstance(what, str) and cid in self.selected and cid not in self._dropped_ids():
+                self._record_drop(cid, self.r.stage, what)
                 await self._call(session.drop, cid)
-            return
-        if what.kind is not Kind.PROTOCOL:
-            return
-        try:
-            await self._call(_decode_and_receive, session, cid, what.payload)
-        except secagg.RemoteProtocolError as exc:
+        await self._receive_run(session, outstanding, run)
+
+    async def _receive_run(self, session: ServerSession, outstanding: set[int],
+                           run: list[tuple[int, bytes]]) -> None:
+        r = self.r
+        while run:
+            done, fault = await self._call(_receive_until_fault, session, run)
+            run = run[done:]
+            if fault is None:
+                continue
+            cid, exc = fault  # dropped before the answers after it are taken, as one by one
             culprit = exc.peer if isinstance(exc.peer, int) and exc.peer in self.selected else cid
             self._record_drop(culprit, r.stage, "protocol error")
             await self._call(session.drop, culprit)
@@ -308,6 +326,18 @@ class RoundDriver:
         return {c for ids in self.dropped.values() for c in ids}
 
 
-def _decode_and_receive(session: ServerSession, cid: int, payload: bytes) -> None:
-    session.receive(cid, secagg.decode(payload, peer=cid))
+def _receive_until_fault(
+    session: ServerSession, run: list[tuple[int, bytes]]
+) -> tuple[int, tuple[int, secagg.RemoteProtocolError] | None]:
+    """Decode and receive answers in order up to the first one the session refuses;
+    returns how many were taken (the refused one included) and the refusal. Answers
+    after the session finished are left alone, as they were one by one."""
+    for i, (cid, payload) in enumerate(run):
+        if session.done:
+            return len(run), None
+        try:
+            session.receive(cid, secagg.decode(payload, peer=cid))
+        except secagg.RemoteProtocolError as exc:
+            return i + 1, (cid, exc)
+    return len(run), None
 

@@ -265,3 +265,16 @@ def test_budget_skips_an_evaluation_it_cannot_afford():
     assert w.configure_evaluate(1, [np.zeros(3)]) is not None  # z=3 evaluation fits
     w._ledger.events.append(w.evaluation_event(10))
     assert w.configure_evaluate(1, [np.zeros(3)]) is None  # a second one would not
+
+
+def test_state_dict_keeps_rounds_and_evaluations_apart():
+    clients = {c: _Client(c) for c in range(10)}
+    w = _wrapper()
+    secagg.run_federated(w, clients, [np.zeros(3)], rounds=2, rng=np.random.default_rng(0))
+    fresh = _wrapper()
+    fresh.load_state_dict(w.state_dict())
+    assert (fresh.rounds_accounted, fresh.evaluations_accounted) == (2, 2)
+    assert fresh.epsilon == pytest.approx(w.epsilon)
+    bad = w.state_dict() | {"rounds": 5}
+    with pytest.raises(DPValueError, match="rounds must be in 0..4"):
+        _wrapper().load_state_dict(bad)

@@ -15,6 +15,7 @@ import transport_testkit as kit
 
 import secagg
 import transport
+from secagg._plain import PlainUpdate
 from transport._messages import decode_parameters, encode_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,3 +182,28 @@ def test_keys_command_writes_files_the_loaders_read(tmp_path: Path) -> None:
     table = transport.TokenTable.from_file(tmp_path / "tokens.txt")
     table.check(2, (tmp_path / "token2").read_text().strip())
     assert main(["keys", "tokens", "--ids", "1", "--out", str(tmp_path)]) == 2  # no overwrite
+
+
+def test_a_batch_of_answers_stops_at_the_first_refusal() -> None:
+    from transport._round import _receive_until_fault
+
+    class Session:
+        done = False
+
+        def __init__(self) -> None:
+            self.got: list[int] = []
+
+        def receive(self, cid: int, message: object) -> None:
+            self.got.append(cid)
+
+    good = secagg.encode(PlainUpdate(round_id=1, vector=np.zeros(2), weight=1.0))
+    session = Session()
+    run = [(1, good), (2, b"BS\x01"), (3, good)]
+    taken, fault = _receive_until_fault(session, run)  # type: ignore[arg-type]
+    assert taken == 2 and session.got == [1]
+    assert fault is not None and fault[0] == 2 and "bad magic" in fault[1].reason
+    assert _receive_until_fault(session, run[taken:]) == (1, None)  # type: ignore[arg-type]
+    assert session.got == [1, 3]
+    session.done = True
+    assert _receive_until_fault(session, run) == (3, None)  # type: ignore[arg-type]
+    assert session.got == [1, 3]  # nothing after the session finished
