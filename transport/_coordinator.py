@@ -377,8 +377,8 @@ class Coordinator:
             result = await driver.aggregate(backend=backend, dim=fit_dim(self.parameters, config),
                                             rng=self._rng("session"))
             contributors = result.contributors
-            self.parameters = await loop.run_in_executor(
-                pool, self._strategy.aggregate_fit, server_round, self.parameters, result)
+            self.parameters = await _strategy_call(
+                loop, pool, self._strategy.aggregate_fit, server_round, self.parameters, result)
         except RoundFailed as exc:
             status, detail = "failed", str(exc)
         finally:
@@ -416,7 +416,7 @@ class Coordinator:
         out: dict[str, Any] = {"server_evaluation": await loop.run_in_executor(
             pool, strategy.evaluate, server_round, params)}
         config = strategy.configure_evaluate(server_round, params)
-        n = num_clients_to_sample(strategy, len(self._peers), fit=False) if config else 0
+        n = num_clients_to_sample(strategy, len(self._peers), fit=False) if config is not None else 0
         if config is None or n < 1:
             out["evaluation_detail"] = (
                 "skipped: configure_evaluate returned None" if config is None else
@@ -434,8 +434,8 @@ class Coordinator:
                                               "evaluate")
             result = await driver.aggregate(backend=backend, dim=evaluation_dim(config),
                                             rng=self._rng("evaluate-session"))
-            fed = await loop.run_in_executor(
-                pool, strategy.aggregate_evaluate, server_round, params, result)
+            fed = await _strategy_call(
+                loop, pool, strategy.aggregate_evaluate, server_round, params, result)
         except RoundFailed as exc:
             detail = f"federated evaluation failed: {exc}"
             log.warning("round %d: %s", server_round, detail)
@@ -484,3 +484,15 @@ def _accounts_privacy(strategy: Strategy) -> bool:
             return True
         current = current.strategy if isinstance(current, StrategyWrapper) else None
     return False
+
+
+async def _strategy_call(loop: asyncio.AbstractEventLoop, pool: ThreadPoolExecutor,
+                         method: Any, *args: Any) -> Any:
+    """Run a strategy's aggregation step off the event loop; a ``ValueError`` (the
+    strategy refuses the aggregate, for example a DP wrapper given non-uniform weights)
+    fails the round instead of stopping the coordinator."""
+    try:
+        return await loop.run_in_executor(pool, method, *args)
+    except ValueError as exc:
+        owner = type(getattr(method, "__self__", method)).__name__
+        raise RoundFailed(f"{owner}.{method.__name__} refused the aggregate: {exc}") from exc

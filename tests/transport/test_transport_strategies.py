@@ -351,3 +351,44 @@ def test_cli_budget_stop_exits_0_and_reports_the_evaluation() -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+class RefusesFirstAggregate(kit.TinyAvg):
+    """Refuses (ValueError) the first fit aggregate and the first evaluation."""
+
+    metrics = ()
+
+    def aggregate_fit(self, server_round, parameters, aggregate):  # type: ignore[no-untyped-def]
+        if not self.aggregates:
+            self.aggregates.append(aggregate)
+            raise ValueError("weights are not uniform")
+        return super().aggregate_fit(server_round, parameters, aggregate)
+
+    def configure_evaluate(self, server_round, parameters):  # type: ignore[no-untyped-def]
+        return {}
+
+    def aggregate_evaluate(self, server_round, parameters, aggregate):  # type: ignore[no-untyped-def]
+        raise ValueError("evaluation weights are not uniform")
+
+    def evaluate(self, server_round, parameters):  # type: ignore[no-untyped-def]
+        return None
+
+    def num_fit_clients(self, num_available):  # type: ignore[no-untyped-def]
+        return num_available
+
+    def num_evaluate_clients(self, num_available):  # type: ignore[no-untyped-def]
+        return num_available
+
+
+def test_a_strategy_refusing_an_aggregate_fails_the_round_not_the_coordinator() -> None:
+    strategy = RefusesFirstAggregate()
+    coord = transport.Coordinator(strategy=strategy, parameters=params0(),  # type: ignore[arg-type]
+                                  backend=secagg.PlainBackend(), config=kit.config(rounds=1))
+    summary, _ = federate(kit.InProcHarness(), coord, {c: runtime(Client(c)) for c in range(3)})
+    assert summary.rounds_completed == 1 and len(summary.log) == 2
+    failed, done = summary.log
+    assert failed.status == "failed"
+    assert "RefusesFirstAggregate.aggregate_fit refused the aggregate: weights are not uniform" \
+        in failed.detail
+    assert done.status == "completed" and done.federated_evaluation is None
+    assert "aggregate_evaluate refused the aggregate" in done.evaluation_detail
