@@ -321,21 +321,11 @@ class PrivacyWrapper(StrategyWrapper):
         """What one round releases, as a DP event (see the module docstring): a sample of
         ``sample_size`` out of ``population`` (by default ``num_clients``)."""
         n = int(self.num_clients if population is None else population)
-        z = self.effective_noise_multiplier
-        if sample_size >= n:
-            return Gaussian(noise_multiplier=z)
-        return SampledWithoutReplacement(population_size=n, sample_size=int(sample_size),
-                                         event=Gaussian(noise_multiplier=z / 2.0))
+        return _sampled_gaussian(self.effective_noise_multiplier, sample_size, n)
 
     def evaluation_event(self, sample_size: int) -> DPEvent:
         """What one noised federated evaluation of ``sample_size`` clients releases."""
-        z = self.evaluation_multiplier
-        if sample_size >= self.num_clients:
-            return Gaussian(noise_multiplier=z)
-        return SampledWithoutReplacement(
-            population_size=int(self.num_clients), sample_size=int(sample_size),
-            event=Gaussian(noise_multiplier=z / 2.0),
-        )
+        return _sampled_gaussian(self.evaluation_multiplier, sample_size, int(self.num_clients))
 
     @property
     def evaluation_multiplier(self) -> float:
@@ -430,6 +420,15 @@ class PrivacyWrapper(StrategyWrapper):
         if rng is None:
             raise DPValueError("the noise generator is missing (construction failed)")
         return gaussian_noise(rng, sigma=sigma, size=size)
+
+
+def _sampled_gaussian(z: float, sample_size: int, population: int) -> DPEvent:
+    """The Gaussian of multiplier ``z`` on everyone, or on ``sample_size`` of ``population``
+    drawn without replacement (replace-one adjacency: twice the sensitivity, ``z / 2``)."""
+    if sample_size >= population:
+        return Gaussian(noise_multiplier=z)
+    return SampledWithoutReplacement(population_size=population, sample_size=int(sample_size),
+                                     event=Gaussian(noise_multiplier=z / 2.0))
 
 
 def _uniform_count(aggregate: AggregateResult, who: str) -> int:
