@@ -31,7 +31,7 @@ import numpy as np
 import secagg
 from secagg import AggregateResult, Backend, ServerSession
 from transport._errors import Code
-from transport._messages import Kind, Message
+from transport._messages import Kind, Message, Payload, payload_bytes
 
 __all__ = ["RoundState", "RoundDriver", "RoundFailed", "DROP"]
 
@@ -308,6 +308,8 @@ class RoundDriver:
         return {c for ids in self.dropped.values() for c in ids}
 
 
-def _decode_and_receive(session: ServerSession, cid: int, payload: bytes) -> None:
-    session.receive(cid, secagg.decode(payload, peer=cid))
+def _decode_and_receive(session: ServerSession, cid: int, payload: Payload) -> None:
+    # a bytearray payload is the transport's private reassembly buffer: lend it
+    data = payload_bytes(payload)
+    session.receive(cid, secagg.decode(data, peer=cid, borrow=isinstance(data, bytearray)))
 
