@@ -12,6 +12,7 @@ import collections
 import dataclasses
 from collections.abc import Iterator
 
+import numpy as np
 from google.protobuf.message import DecodeError
 
 from secagg import Config
@@ -217,6 +218,9 @@ def split_frame(raw: bytes) -> FrameView | None:
         return None
 
 
+_EMPTY = np.empty(0, dtype=np.uint8)
+
+
 class Reassembler:
     """Turns the frames from one peer back into messages, checking every rule.
 
@@ -228,8 +232,7 @@ class Reassembler:
         self._allowed = allowed
         self._max = max_bytes
         self._header: pb.Header | None = None
-        self._first: bytes | memoryview = b""
-        self._buf = bytearray()
+        self._buf = _EMPTY
         self._have = 0
 
     def feed(self, frame: pb.Frame | FrameView) -> Message | None:
@@ -254,12 +257,11 @@ class Reassembler:
         size = self._header.size
         if self._have + len(data) > size:
             raise self._bad(f"sent more than the {size} bytes its header declared")
-        self._collect(data, size, first=head is not None, last=last)
-        if not last:
+        payload = self._collect(data, size, first=head is not None, last=last)
+        if payload is None:
             return None
         header, have = self._header, self._have
-        payload = self._first if head is not None else self._buf
-        self._header, self._first, self._buf, self._have = None, b"", bytearray(), 0
+        self._header, self._buf, self._have = None, _EMPTY, 0
         if have != header.size:
             raise self._bad(f"ended a message after {have} of {header.size} declared bytes")
         try:
@@ -269,27 +271,34 @@ class Reassembler:
         return Message(
             kind=Kind(header.kind),
             round_id=header.round_id,
-            payload=payload if isinstance(payload, bytes | bytearray) else bytes(payload),
+            payload=payload,
             config=config,
             detail=header.detail,
             stage=header.stage,
         )
 
-    def _collect(self, data: bytes | memoryview, size: int, *, first: bool, last: bool) -> None:
-        """Keep a one-frame message's data as it is; copy the frames of a longer one,
-        as they come, into one private writable buffer (the receiver may decode in
-        place). The buffer grows at most 8-fold past the bytes received, never to a
-        size only announced, and each frame can be freed once copied."""
+    def _collect(self, data: bytes | memoryview, size: int, *, first: bool, last: bool
+                 ) -> bytes | memoryview | None:
+        """Take one frame's data; at the last frame return the message's payload.
+
+        A one-frame message's data is returned as bytes. The frames of a longer one are
+        copied, as they come, into one private buffer (so each frame can be freed at
+        once) and the payload is a writable view of it, which the receiver may decode
+        in place. The buffer is a NumPy array: not zeroed first, and eligible for
+        transparent huge pages (far fewer page faults than a ``bytearray``). It grows
+        to at most 8 times the bytes received, never to a size only announced.
+        """
         if first and last:
-            self._first = data
-        else:
-            end = self._have + len(data)
-            if end > len(self._buf):
-                grown = bytearray(min(size, max(8 * end, 1 << 20)))
-                grown[:self._have] = memoryview(self._buf)[:self._have]
-                self._buf = grown
-            self._buf[self._have:end] = data
-        self._have += len(data)
+            self._have = len(data)
+            return data if isinstance(data, bytes) else bytes(data)
+        end = self._have + len(data)
+        if end > len(self._buf):
+            grown = np.empty(min(size, max(8 * end, 1 << 20)), dtype=np.uint8)
+            grown[:self._have] = self._buf[:self._have]
+            self._buf = grown
+        self._buf[self._have:end] = np.frombuffer(data, dtype=np.uint8)
+        self._have = end
+        return self._buf[:end].data if last else None
 
     def _start(self, header: pb.Header) -> None:
         try:

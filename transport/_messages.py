@@ -26,6 +26,7 @@ __all__ = [
     "Payload",
     "payload_size",
     "payload_bytes",
+    "is_lent",
     "PROTOCOL_VERSION",
     "encode_parameters",
     "decode_parameters",
@@ -57,19 +58,27 @@ SERVER_KINDS = frozenset(
 _EMPTY: Mapping[str, bool | int | float | str] = MappingProxyType({})
 
 # One buffer, or buffers to concatenate (views must not change while the message lives).
-Payload = bytes | bytearray | tuple[bytes | memoryview, ...]
+# A received payload is one buffer; a writable one (the transport's reassembly buffer)
+# belongs to the receiver, who may decode it in place.
+Buffer = bytes | bytearray | memoryview
+Payload = Buffer | tuple[bytes | memoryview, ...]
 
 
 def payload_size(payload: Payload) -> int:
     """Bytes in ``payload`` (the concatenation, for a tuple)."""
     if isinstance(payload, tuple):
         return sum(memoryview(p).nbytes for p in payload)
-    return len(payload)
+    return memoryview(payload).nbytes
 
 
-def payload_bytes(payload: Payload) -> bytes | bytearray:
+def payload_bytes(payload: Payload) -> Buffer:
     """``payload`` as one buffer (a tuple is concatenated)."""
     return b"".join(payload) if isinstance(payload, tuple) else payload
+
+
+def is_lent(payload: Payload) -> bool:
+    """Whether ``payload`` is a received, writable buffer its receiver may decode in place."""
+    return not isinstance(payload, tuple) and not memoryview(payload).readonly
 
 
 

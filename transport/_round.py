@@ -31,7 +31,7 @@ import numpy as np
 import secagg
 from secagg import AggregateResult, Backend, ServerSession
 from transport._errors import Code
-from transport._messages import Kind, Message, Payload, payload_bytes
+from transport._messages import Kind, Message, Payload, is_lent, payload_bytes
 
 __all__ = ["RoundState", "RoundDriver", "RoundFailed", "DROP"]
 
@@ -309,7 +309,7 @@ class RoundDriver:
 
 
 def _decode_and_receive(session: ServerSession, cid: int, payload: Payload) -> None:
-    # a bytearray payload is the transport's private reassembly buffer: lend it
-    data = payload_bytes(payload)
-    session.receive(cid, secagg.decode(data, peer=cid, borrow=isinstance(data, bytearray)))
+    # a writable payload is the transport's private reassembly buffer: decode in place
+    session.receive(cid, secagg.decode(payload_bytes(payload), peer=cid,
+                                       borrow=is_lent(payload)))
 
