@@ -108,6 +108,8 @@ def check_vector(vector: object, *, name: str = "vector", dim: int | None = None
     out = vector.astype(np.float64, copy=False)
     # A finite sum means every entry is finite (NaN and infinities propagate through
     # addition); only a non-finite sum, perhaps an overflow, needs the full check.
-    if not np.isfinite(out.sum()) and not np.all(np.isfinite(out)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = out.sum()
+    if not np.isfinite(total) and not np.all(np.isfinite(out)):
         raise ValueError(f"{name} must be finite (no NaN or infinity)")
     return out
