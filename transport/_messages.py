@@ -134,8 +134,9 @@ def decode_parameters(data: bytes | bytearray | memoryview, *, borrow: bool = Fa
                       ) -> Parameters:
     """Inverse of :func:`encode_parameters` (arrays are fresh and writable).
 
-    With ``borrow`` and a writable ``data`` (a ``bytearray`` the caller hands over and
-    never changes again), the arrays are views into ``data`` instead of copies.
+    With ``borrow`` and a writable ``data`` (a buffer the caller hands over and never
+    changes again), arrays whose data is aligned for their dtype are views into
+    ``data`` instead of copies.
 
     Raises:
         ValueError: the bytes are not a list of arrays (bad magic, truncated, a
@@ -168,7 +169,8 @@ def decode_parameters(data: bytes | bytearray | memoryview, *, borrow: bool = Fa
         shape = tuple(_SIZE.unpack(take(_SIZE.size))[0] for _ in range(ndim))
         nbytes = dt.itemsize * int(np.prod(shape, dtype=object))
         arr = np.frombuffer(take(nbytes), dtype=dt).reshape(shape)
-        out.append(arr if borrow and not view.readonly else arr.copy())
+        # user code gets these: views only when they are as good as a fresh copy
+        out.append(arr if borrow and not view.readonly and arr.flags.aligned else arr.copy())
     if pos != len(view):
         raise ValueError(f"{len(view) - pos} trailing bytes after the parameters")
     return out

@@ -71,15 +71,17 @@ def test_a_one_frame_payload_is_bytes_and_never_lent() -> None:
     assert not is_lent(got.payload)
 
 
-def test_parameters_decode_in_place_only_from_a_writable_buffer() -> None:
-    params = [np.arange(12, dtype=np.float32).reshape(3, 4), np.array([1, 2], np.int64)]
+def test_parameters_decode_in_place_only_from_a_writable_buffer_when_aligned() -> None:
+    params = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.array([1, 2], np.float32)]
     data = encode_parameters(params)
-    for buffer, shared in ((data, False), (bytearray(data), True)):
+    for buffer, lent in ((data, False), (bytearray(data), True)):
         out = decode_parameters(buffer, borrow=True)
         for a, b in zip(out, params, strict=True):
             np.testing.assert_array_equal(a, b)
-            assert a.flags.writeable
-        assert np.shares_memory(out[0], np.frombuffer(buffer, np.uint8)) is shared
+            assert a.flags.writeable and a.flags.aligned
+        whole = np.frombuffer(buffer, np.uint8)
+        assert np.shares_memory(out[0], whole) is lent  # bytes need no alignment
+        assert not np.shares_memory(out[1], whole)  # the float32 data sits at an odd offset
 
 
 def test_announced_size_alone_does_not_allocate() -> None:
