@@ -71,9 +71,12 @@ class _Link:
                            f"client {self._cid} announced a {size}-byte "
                            f"{message.kind.name} message; the limit is "
                            f"{self._coordinator.config.max_message_bytes} bytes")
-        else:  # a received payload is one buffer, as over gRPC
-            self._coordinator.deliver(self._cid, self._end, dataclasses.replace(
-                message, payload=payload_bytes(message.payload)))
+        else:  # a received payload is one immutable buffer here (never lent)
+            payload = message.payload
+            if not isinstance(payload, bytes):
+                payload = bytes(payload_bytes(payload))
+            self._coordinator.deliver(self._cid, self._end,
+                                      dataclasses.replace(message, payload=payload))
             return
         self._coordinator.reject(self._cid, exc)
 

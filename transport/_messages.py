@@ -2,10 +2,11 @@
 
 A :class:`Message` is what both transports (gRPC and in-process) carry. Its payload
 is opaque bytes: :func:`encode_parameters` output for ``FIT`` and ``EVALUATE``,
-``secagg.encode`` output for ``PROTOCOL``. A sender may give the payload as a tuple
-of buffers to be concatenated (``secagg.encode_parts``), so that a large vector is
-copied once, straight into the frames; a received payload is always one buffer. The gRPC transport cuts payloads into frames of about 1 MiB
-(:mod:`transport._frames`); the in-process one passes the object as it is.
+``secagg.encode`` output for ``PROTOCOL``. The gRPC transport cuts payloads into frames
+of about 1 MiB (:mod:`transport._frames`); the in-process one passes the object as it
+is. A sender may give the payload as a tuple of buffers to be concatenated
+(``secagg.encode_parts``), so that a large vector is copied once, straight into the
+frames; a received payload is always one buffer.
 """
 
 from __future__ import annotations
