@@ -116,3 +116,43 @@ def test_finite_check_by_the_sum_keeps_its_verdicts() -> None:
     both = np.array([np.inf, -np.inf])
     with pytest.raises(ValueError, match="finite"):
         secagg.check_vector(both)
+
+
+def _fit_plus(step: float):
+    def fit(parameters, config):  # type: ignore[no-untyped-def]
+        return [p + np.float32(step) for p in parameters], 1, {}
+    return fit
+
+
+def test_update_buffer_is_reused_only_without_transforms() -> None:
+    params = [np.zeros(1000, np.float32)]
+    runtime = transport.ClientRuntime(client_id=0, fit=_fit_plus(0.5), connector=None,  # type: ignore[arg-type]
+                                      seed=0)
+    backend = secagg.PlainBackend()
+
+    def update(round_id: int, config: dict) -> np.ndarray:  # type: ignore[type-arg]
+        msg = transport.Message(kind=transport.Kind.FIT, round_id=round_id,
+                                payload=encode_parameters(params), config=config)
+        session = runtime._prepare(backend, msg)
+        return session._vector  # type: ignore[attr-defined,no-any-return]
+
+    first = update(1, {})
+    first_values = first.copy()
+    second = update(2, {})
+    assert second is first  # the last round's update, overwritten
+    np.testing.assert_array_equal(second, first_values)
+    np.testing.assert_array_equal(second, np.full(1000, 0.5))
+    kept: list[np.ndarray] = []
+
+    def keep(vector: np.ndarray, config: object, rng: object) -> np.ndarray:
+        kept.append(vector)  # a transform may hold on to the update (error feedback)
+        return vector
+
+    if "test.zero-copy.keep" not in secagg._strategy._transforms:
+        secagg.register_update_transform("test.zero-copy.keep", keep)
+    update(3, {"blindsum.transforms": "test.zero-copy.keep"})
+    assert kept and not np.shares_memory(kept[-1], first)
+    held = kept[-1].copy()
+    fourth = update(4, {})
+    assert fourth is not kept[-1] and not np.shares_memory(fourth, kept[-1])
+    np.testing.assert_array_equal(kept[-1], held)
