@@ -65,10 +65,13 @@ async def coordinator_role(args: Any) -> dict[str, Any]:
                                   backend=backend_for(args.backend, args.neighbours),
                                   config=config)
     rss: dict[str, float] = {}
+    cpu_by_round: list[float] = []
 
     def observe(event: transport.RoundEvent) -> None:
         if event.kind == "round_started" and event.server_round == 1:
             rss["all_connected"] = rss_mib()
+        if event.kind == "round_finished":
+            cpu_by_round.append(cpu_seconds())
 
     coord.observer = observe
     server = transport.GrpcServer(coord, "127.0.0.1:0")
@@ -78,7 +81,8 @@ async def coordinator_role(args: Any) -> dict[str, Any]:
     summary = await coord.run()
     await server.stop(grace=5)
     return {"records": [r.to_json() for r in summary.log], "rss_mib": rss,
-            "peak_rss_mib": peak_rss_mib(), "cpu_seconds": cpu_seconds()}
+            "peak_rss_mib": peak_rss_mib(), "cpu_seconds": cpu_seconds(),
+            "cpu_seconds_by_round": cpu_by_round}
 
 
 def _fit(parameters: secagg.Parameters, config: secagg.Config

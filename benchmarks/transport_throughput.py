@@ -91,16 +91,22 @@ async def raw_clients(args: Any) -> dict[str, Any]:
         await call.done_writing()
         assert await call.read() == b"done"
 
+    async def server_cpu() -> float:
+        stats = json.loads(await channels[0].unary_unary("/bench.Raw/Stats")(b""))
+        return float(stats["cpu_seconds"])
+
     times: list[float] = []
+    server_by_round: list[float] = []
     for _ in range(args.rounds):
         start = time.perf_counter()
         await asyncio.gather(*(one(ch) for ch in channels))
         times.append(time.perf_counter() - start)
-    server_cpu = json.loads(await channels[0].unary_unary("/bench.Raw/Stats")(b""))
+        server_by_round.append(await server_cpu())
     for ch in channels:
         await ch.close()
     return {"seconds": times, "cpu_seconds": common.cpu_seconds(),
-            "server_cpu_seconds": server_cpu["cpu_seconds"]}
+            "server_cpu_seconds": server_by_round[-1],
+            "server_cpu_seconds_by_round": server_by_round}
 
 
 def drive(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,6 +137,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "raw_server_cpu_seconds": raw_report["server_cpu_seconds"],
         "raw_clients_cpu_seconds": raw_report["cpu_seconds"],
         "coordinator_cpu_seconds": coord["cpu_seconds"],
+        "raw_server_cpu_per_round": _per_round(raw_report["server_cpu_seconds_by_round"]),
+        "coordinator_cpu_per_round": _per_round(coord["cpu_seconds_by_round"]),
         "clients_cpu_seconds": clients["cpu_seconds"],
         "client_failures": clients["n_failures"],
     }
@@ -143,7 +151,18 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
           f"{args.rounds} rounds (start-up included): coordinator {coord['cpu_seconds']:.1f} "
           f"vs raw server {raw_report['server_cpu_seconds']:.1f}, clients process "
           f"{clients['cpu_seconds']:.1f} vs raw clients {raw_report['cpu_seconds']:.1f}")
+    if args.rounds > 1:
+        print(f"CPU seconds per round after the first: coordinator "
+              f"{result['coordinator_cpu_per_round']:.2f} vs raw server "
+              f"{result['raw_server_cpu_per_round']:.2f}")
     return result
+
+
+def _per_round(cumulative: list[float]) -> float | None:
+    """Mean CPU seconds of the rounds after the first (None with one round)."""
+    if len(cumulative) < 2:
+        return None
+    return (cumulative[-1] - cumulative[0]) / (len(cumulative) - 1)
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ from secagg._strategy import (
     register_update_transform,
     unflatten,
 )
-from secagg._wire import decode, encode
+from secagg._wire import decode, encode, encode_parts
 from secagg._wrappers import SecureAggregation, StrategyWrapper, innermost
 
 __all__ = [
@@ -187,4 +187,5 @@ __all__ = [
     "num_clients_to_sample",
     "decode",
     "encode",
+    "encode_parts",
 ]

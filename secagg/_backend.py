@@ -106,6 +106,10 @@ def check_vector(vector: object, *, name: str = "vector", dim: int | None = None
     if dim is not None and vector.shape[0] != dim:
         raise ValueError(f"{name} must have length {dim}, got {vector.shape[0]}")
     out = vector.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(out)):
+    # A finite sum means every entry is finite (NaN and infinities propagate through
+    # addition); only a non-finite sum, perhaps an overflow, needs the full check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = out.sum()
+    if not np.isfinite(total) and not np.all(np.isfinite(out)):
         raise ValueError(f"{name} must be finite (no NaN or infinity)")
     return out

@@ -27,7 +27,7 @@ import numpy as np
 
 from secagg._errors import DecodeError
 
-__all__ = ["register", "encode", "decode", "WIRE_VERSION", "MAX_ARRAY_BYTES"]
+__all__ = ["register", "encode", "encode_parts", "decode", "WIRE_VERSION", "MAX_ARRAY_BYTES"]
 
 WIRE_VERSION = 1
 _MAGIC = b"BS"
@@ -43,11 +43,12 @@ M = TypeVar("M")
 
 
 class _Cursor:
-    __slots__ = ("buf", "pos")
+    __slots__ = ("buf", "pos", "borrow")
 
-    def __init__(self, buf: memoryview) -> None:
+    def __init__(self, buf: memoryview, borrow: bool = False) -> None:
         self.buf = buf
         self.pos = 0
+        self.borrow = borrow
 
     def take(self, n: int) -> memoryview:
         end = self.pos + n
@@ -94,7 +95,8 @@ def _w_array(out: list[Any], v: Any) -> None:
     _w_str(out, dt.str)
     out.append(_U32.pack(arr.ndim))
     out.extend(_I64.pack(s) for s in arr.shape)
-    # a view, not a copy: encode() joins everything into one bytes object once
+    # a view, not a copy: encode() joins everything into one bytes object once,
+    # encode_parts() leaves that to the sender
     out.append(np.ascontiguousarray(arr.astype(dt, copy=False)).reshape(-1).view(np.uint8).data)
 
 
@@ -135,8 +137,10 @@ def _r_array(c: _Cursor) -> np.ndarray:
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     if nbytes > MAX_ARRAY_BYTES:
         raise ValueError(f"array of {nbytes} bytes exceeds the {MAX_ARRAY_BYTES}-byte limit")
-    # A private, writable copy: the caller's buffer may be reused.
-    return np.frombuffer(c.take(nbytes), dtype=dt).reshape(shape).copy()
+    arr = np.frombuffer(c.take(nbytes), dtype=dt).reshape(shape)
+    # A private, writable copy (the caller's buffer may be reused), unless the caller
+    # hands its buffer over (decode(..., borrow=True)).
+    return arr if c.borrow else arr.copy()
 
 
 _PRIMITIVES: dict[Any, tuple[_Writer, _Reader]] = {
@@ -231,17 +235,28 @@ def register(tag: int) -> Callable[[type[M]], type[M]]:
 
 def encode(message: object) -> bytes:
     """Encode a registered message to bytes."""
+    return b"".join(encode_parts(message))
+
+
+def encode_parts(message: object) -> tuple[bytes | memoryview, ...]:
+    """The buffers whose concatenation is ``encode(message)``, arrays as views of their
+    data (no copy): for senders that cut the bytes into frames anyway. The views share
+    memory with the message, which must not change while they are in use."""
     try:
         tag, writer = _by_type[type(message)]
     except KeyError:
         raise TypeError(f"{type(message).__name__} is not a registered message") from None
     out: list[Any] = [_MAGIC, bytes((WIRE_VERSION, tag))]
     writer(out, message)
-    return b"".join(out)
+    return tuple(out)
 
 
-def decode(data: bytes | bytearray | memoryview, *, peer: int | str = "unknown") -> Any:
+def decode(data: bytes | bytearray | memoryview, *, peer: int | str = "unknown",
+           borrow: bool = False) -> Any:
     """Decode bytes produced by :func:`encode`.
+
+    Arrays are private copies, unless ``borrow``: then they are views into ``data``
+    (writable when ``data`` is), which the caller must not change afterwards.
 
     Raises:
         DecodeError: the bytes are not a valid message (``peer`` is named in the error).
@@ -255,7 +270,7 @@ def decode(data: bytes | bytearray | memoryview, *, peer: int | str = "unknown")
         cls, reader = _by_tag[view[3]]
     except KeyError:
         raise DecodeError(peer, f"unknown message tag {view[3]}") from None
-    cursor = _Cursor(view[4:])
+    cursor = _Cursor(view[4:], borrow)
     try:
         message = reader(cursor)
     except (ValueError, TypeError, UnicodeDecodeError, struct.error) as exc:

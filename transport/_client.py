@@ -33,10 +33,10 @@ import secagg
 # round's config may name
 from dp import secure_generator
 from secagg import Backend, ClientSession, Config, Parameters
-from secagg._strategy import Scalar
+from secagg._strategy import TRANSFORMS_KEY, Scalar
 from transport._backends import resolve_backend
 from transport._errors import Code, ConfigError, ConnectionLost
-from transport._messages import Kind, Message, decode_parameters
+from transport._messages import Kind, Message, Payload, decode_parameters, payload_bytes
 
 __all__ = ["ClientLink", "Connector", "ClientRuntime", "ClientSummary", "FitFn", "EvaluateFn",
            "Backoff"]
@@ -125,6 +125,10 @@ class ClientRuntime:
         self._backend = backend
         self._session_options = dict(session_options or {})
         self.summary = ClientSummary(client_id=client_id)
+        # The last fit's update, overwritten by the next one when nothing can still read
+        # it: fresh memory for 8 bytes a coordinate each round costs more than the
+        # subtraction (page faults).
+        self._spare: np.ndarray | None = None
 
     async def run(self) -> ClientSummary:
         """Connect, serve, reconnect; return when the coordinator says ``FINISHED``.
@@ -249,21 +253,27 @@ class ClientRuntime:
         return np.random.default_rng([self._seed, round_id])
 
     def _prepare(self, backend: Backend, msg: Message) -> ClientSession:
-        old = decode_parameters(msg.payload)
+        old = decode_parameters(payload_bytes(msg.payload), borrow=True)
         new, num_examples, _metrics = self._fit(old, msg.config)
         if len(new) != len(old) or any(np.shape(a) != np.shape(b) for a, b in zip(new, old, strict=True)):
             raise ValueError("fit returned parameters shaped unlike the global ones")
         if not num_examples > 0:
             raise ValueError(f"fit returned num_examples={num_examples}; it must be > 0")
         rng = self._generator(msg.round_id)
-        update = secagg.flatten(new) - secagg.flatten(old)
+        # Only this round's session reads the update (the last one ended with the FIT
+        # that brought us here, and its reply went out as copies), unless a transform
+        # runs: it might keep the array, so it gets a fresh one.
+        reuse = not str(msg.config.get(TRANSFORMS_KEY, "") or "").strip()
+        update = _flat_difference(new, old, out=self._spare if reuse else None)
+        self._spare = update if reuse else None
         update = secagg.apply_update_transforms(update, msg.config, rng)
         return self._session(backend, update, secagg.client_weight(num_examples, msg.config),
                              rng)
 
     def _prepare_evaluation(self, backend: Backend, msg: Message) -> ClientSession:
         assert self._evaluate is not None
-        loss, num_examples, metrics = self._evaluate(decode_parameters(msg.payload), msg.config)
+        loss, num_examples, metrics = self._evaluate(
+            decode_parameters(payload_bytes(msg.payload), borrow=True), msg.config)
         if not num_examples > 0:
             raise ValueError(f"evaluate returned num_examples={num_examples}; it must be > 0")
         rng = self._generator(msg.round_id)
@@ -279,6 +289,25 @@ class ClientRuntime:
                             **self._session_options)
 
 
-def _answer(session: ClientSession, payload: bytes) -> bytes | None:
-    reply = session.receive(secagg.decode(payload, peer="server"))
-    return None if reply is None else secagg.encode(reply)
+def _flat_difference(new: Sequence[np.ndarray], old: Parameters,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """``flatten(new) - flatten(old)`` (float64, the same numbers) in one pass, into
+    ``out`` when it is a float64 vector of the right length."""
+    if any(np.asarray(a).dtype.kind not in "biuf" for a in (*new, *old)):
+        return secagg.flatten(new) - secagg.flatten(old)
+    n = sum(int(np.size(a)) for a in old)
+    if out is None or out.shape != (n,) or out.dtype != np.float64:
+        out = np.empty(n, dtype=np.float64)
+    offset = 0
+    for a, b in zip(new, old, strict=True):
+        size = int(np.size(b))
+        np.subtract(np.asarray(a).reshape(-1), np.asarray(b).reshape(-1),
+                    out=out[offset:offset + size], dtype=np.float64)
+        offset += size
+    return out
+
+
+def _answer(session: ClientSession, payload: Payload) -> tuple[bytes | memoryview, ...] | None:
+    reply = session.receive(secagg.decode(payload_bytes(payload), peer="server"))
+    # the parts view the reply's arrays: the link copies them once, into its frames
+    return None if reply is None else secagg.encode_parts(reply)

@@ -8,21 +8,24 @@ status naming the rule and the sender.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterator
 
+import numpy as np
 from google.protobuf.message import DecodeError
 
 from secagg import Config
 from transport._errors import Code, Rejected
 from transport._generated import blindsum_pb2 as pb
-from transport._messages import Kind, Message
+from transport._messages import Kind, Message, Payload, payload_bytes, payload_size
 
 __all__ = [
     "CHUNK_BYTES",
     "GRPC_MESSAGE_LIMIT",
     "to_frames",
     "serialize_frames",
+    "iter_frames",
     "split_frame",
     "FrameView",
     "Reassembler",
@@ -61,7 +64,7 @@ def _header(message: Message) -> pb.Header:
     header = pb.Header(
         kind=pb.Kind.Value(f"KIND_{message.kind.name}"),
         round_id=message.round_id,
-        size=len(message.payload),
+        size=payload_size(message.payload),
         detail=message.detail,
         stage=message.stage,
     )
@@ -72,10 +75,11 @@ def _header(message: Message) -> pb.Header:
 def to_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[pb.Frame]:
     """The frames of one message (at least one, even with an empty payload)."""
     header = _header(message)
-    view = memoryview(message.payload)
+    payload = payload_bytes(message.payload)
+    view = memoryview(payload)
     n = len(view)
     if n <= chunk_bytes:
-        yield pb.Frame(header=header, data=message.payload, last=True)
+        yield pb.Frame(header=header, data=bytes(payload), last=True)
         return
     for start in range(0, n, chunk_bytes):
         end = min(start + chunk_bytes, n)
@@ -106,23 +110,50 @@ def serialize_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> lis
     """The wire bytes of ``ClientFrame``/``ServerFrame`` ``{frame: ...}`` for each frame.
 
     The same bytes protobuf would write (field order aside), built with one copy of
-    the payload instead of three; parsed by ``ClientFrame.FromString`` as usual.
+    the payload instead of three (straight from a tuple payload's buffers, never
+    concatenated first); parsed by ``ClientFrame.FromString`` as usual.
     """
+    return list(iter_frames(message, chunk_bytes=chunk_bytes))
+
+
+def iter_frames(message: Message, *, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """:func:`serialize_frames` one frame at a time: a sender that writes each frame
+    before asking for the next holds one frame's copy of the payload, not all."""
     header = _header(message).SerializeToString()
-    view = memoryview(message.payload)
-    n = len(view)
-    out = []
+    pieces = _pieces(message.payload)
+    n = sum(len(p) for p in pieces)
     for start in range(0, max(n, 1), chunk_bytes):
         end = min(start + chunk_bytes, n)
         parts: list[bytes | memoryview] = []
         if start == 0:
             parts += [_HEADER, _varint(len(header)), header]
         if end > start:
-            parts += [_DATA, _varint(end - start), view[start:end]]
+            parts += [_DATA, _varint(end - start), *_take(pieces, end - start)]
         if end == n:
             parts.append(_LAST)
         inner = sum(len(p) for p in parts)
-        out.append(b"".join([_WRAP_FRAME, _varint(inner), *parts]))
+        yield b"".join([_WRAP_FRAME, _varint(inner), *parts])
+
+
+def _pieces(payload: Payload) -> collections.deque[memoryview]:
+    """The payload's non-empty buffers as byte views, in order."""
+    buffers = payload if isinstance(payload, tuple) else (payload,)
+    views = (memoryview(b).cast("B") for b in buffers)
+    return collections.deque(v for v in views if len(v))
+
+
+def _take(pieces: collections.deque[memoryview], n: int) -> list[memoryview]:
+    """Views of the next ``n`` bytes, consumed from the front of ``pieces``."""
+    out = []
+    while n:
+        head = pieces[0]
+        if len(head) <= n:
+            out.append(pieces.popleft())
+            n -= len(head)
+        else:
+            out.append(head[:n])
+            pieces[0] = head[n:]
+            n = 0
     return out
 
 
@@ -187,6 +218,9 @@ def split_frame(raw: bytes) -> FrameView | None:
         return None
 
 
+_EMPTY = np.empty(0, dtype=np.uint8)
+
+
 class Reassembler:
     """Turns the frames from one peer back into messages, checking every rule.
 
@@ -198,7 +232,7 @@ class Reassembler:
         self._allowed = allowed
         self._max = max_bytes
         self._header: pb.Header | None = None
-        self._parts: list[bytes | memoryview] = []
+        self._buf = _EMPTY
         self._have = 0
 
     def feed(self, frame: pb.Frame | FrameView) -> Message | None:
@@ -220,14 +254,14 @@ class Reassembler:
         elif self._header is None:
             raise self._bad("sent a frame without a header at the start of a message")
         assert self._header is not None
-        self._have += len(data)
-        if self._have > self._header.size:
-            raise self._bad(f"sent more than the {self._header.size} bytes its header declared")
-        self._parts.append(data)
-        if not last:
+        size = self._header.size
+        if self._have + len(data) > size:
+            raise self._bad(f"sent more than the {size} bytes its header declared")
+        payload = self._collect(data, size, first=head is not None, last=last)
+        if payload is None:
             return None
-        header, parts, have = self._header, self._parts, self._have
-        self._header, self._parts, self._have = None, [], 0
+        header, have = self._header, self._have
+        self._header, self._buf, self._have = None, _EMPTY, 0
         if have != header.size:
             raise self._bad(f"ended a message after {have} of {header.size} declared bytes")
         try:
@@ -237,12 +271,34 @@ class Reassembler:
         return Message(
             kind=Kind(header.kind),
             round_id=header.round_id,
-            payload=parts[0] if len(parts) == 1 and isinstance(parts[0], bytes)
-            else b"".join(parts),
+            payload=payload,
             config=config,
             detail=header.detail,
             stage=header.stage,
         )
+
+    def _collect(self, data: bytes | memoryview, size: int, *, first: bool, last: bool
+                 ) -> bytes | memoryview | None:
+        """Take one frame's data; at the last frame return the message's payload.
+
+        A one-frame message's data is returned as bytes. The frames of a longer one are
+        copied, as they come, into one private buffer (so each frame can be freed at
+        once) and the payload is a writable view of it, which the receiver may decode
+        in place. The buffer is a NumPy array: not zeroed first, and eligible for
+        transparent huge pages (far fewer page faults than a ``bytearray``). It grows
+        to at most 8 times the bytes received, never to a size only announced.
+        """
+        if first and last:
+            self._have = len(data)
+            return data if isinstance(data, bytes) else bytes(data)
+        end = self._have + len(data)
+        if end > len(self._buf):
+            grown = np.empty(min(size, max(8 * end, 1 << 20)), dtype=np.uint8)
+            grown[:self._have] = self._buf[:self._have]
+            self._buf = grown
+        self._buf[self._have:end] = np.frombuffer(data, dtype=np.uint8)
+        self._have = end
+        return self._buf[:end].data if last else None
 
     def _start(self, header: pb.Header) -> None:
         try:

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 
 from transport._client import ClientLink
 from transport._errors import Code, ConnectionLost, Rejected
-from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, serialize_frames, split_frame
+from transport._frames import GRPC_MESSAGE_LIMIT, Reassembler, iter_frames, split_frame
 from transport._generated import blindsum_pb2 as pb
 from transport._messages import PROTOCOL_VERSION, SERVER_KINDS, Message
 
@@ -65,7 +65,7 @@ class GrpcConnector:
         """Connect and say Hello; raises :class:`ConnectionLost` with the refusal."""
         channel = self._channel()
         metadata = (("authorization", f"Bearer {self._token}"),) if self._token else ()
-        # Requests go out pre-serialised (serialize_frames), answers are parsed here.
+        # Requests go out pre-serialised (iter_frames), answers are parsed here.
         join = channel.stream_stream(METHOD, request_serializer=None,
                                      response_deserializer=None)
         call = join(metadata=metadata)
@@ -108,7 +108,7 @@ class _GrpcLink:
     async def send(self, message: Message) -> None:
         async with self._lock:
             try:
-                for data in serialize_frames(message):
+                for data in iter_frames(message):
                     await self._call.write(data)
             except grpc.aio.AioRpcError as exc:
                 raise _lost(exc) from None

@@ -13,7 +13,14 @@ import dataclasses
 from transport._client import ClientLink, Connector
 from transport._coordinator import Coordinator
 from transport._errors import Code, ConnectionLost, Rejected
-from transport._messages import CLIENT_KINDS, PROTOCOL_VERSION, Kind, Message
+from transport._messages import (
+    CLIENT_KINDS,
+    PROTOCOL_VERSION,
+    Kind,
+    Message,
+    payload_bytes,
+    payload_size,
+)
 
 __all__ = ["InProcessTransport"]
 
@@ -59,13 +66,17 @@ class _Link:
         if message.kind not in CLIENT_KINDS:
             exc = Rejected(Code.INVALID_ARGUMENT,
                            f"client {self._cid} may not send {message.kind.name} messages")
-        elif len(message.payload) > self._coordinator.config.max_message_bytes:
+        elif (size := payload_size(message.payload)) > self._coordinator.config.max_message_bytes:
             exc = Rejected(Code.RESOURCE_EXHAUSTED,
-                           f"client {self._cid} announced a {len(message.payload)}-byte "
+                           f"client {self._cid} announced a {size}-byte "
                            f"{message.kind.name} message; the limit is "
                            f"{self._coordinator.config.max_message_bytes} bytes")
-        else:
-            self._coordinator.deliver(self._cid, self._end, message)
+        else:  # a received payload is one immutable buffer here (never lent)
+            payload = message.payload
+            if not isinstance(payload, bytes):
+                payload = bytes(payload_bytes(payload))
+            self._coordinator.deliver(self._cid, self._end,
+                                      dataclasses.replace(message, payload=payload))
             return
         self._coordinator.reject(self._cid, exc)
 

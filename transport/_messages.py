@@ -2,8 +2,11 @@
 
 A :class:`Message` is what both transports (gRPC and in-process) carry. Its payload
 is opaque bytes: :func:`encode_parameters` output for ``FIT`` and ``EVALUATE``,
-``secagg.encode`` output for ``PROTOCOL``. The gRPC transport cuts payloads into frames of about 1 MiB
-(:mod:`transport._frames`); the in-process one passes the object as it is.
+``secagg.encode`` output for ``PROTOCOL``. The gRPC transport cuts payloads into frames
+of about 1 MiB (:mod:`transport._frames`); the in-process one passes the object as it
+is. A sender may give the payload as a tuple of buffers to be concatenated
+(``secagg.encode_parts``), so that a large vector is copied once, straight into the
+frames; a received payload is always one buffer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ from secagg import Config, Parameters
 __all__ = [
     "Kind",
     "Message",
+    "Payload",
+    "payload_size",
+    "payload_bytes",
+    "is_lent",
     "PROTOCOL_VERSION",
     "encode_parameters",
     "decode_parameters",
@@ -51,6 +58,30 @@ SERVER_KINDS = frozenset(
 
 _EMPTY: Mapping[str, bool | int | float | str] = MappingProxyType({})
 
+# One buffer, or buffers to concatenate (views must not change while the message lives).
+# A received payload is one buffer; a writable one (the transport's reassembly buffer)
+# belongs to the receiver, who may decode it in place.
+Buffer = bytes | bytearray | memoryview
+Payload = Buffer | tuple[bytes | memoryview, ...]
+
+
+def payload_size(payload: Payload) -> int:
+    """Bytes in ``payload`` (the concatenation, for a tuple)."""
+    if isinstance(payload, tuple):
+        return sum(memoryview(p).nbytes for p in payload)
+    return memoryview(payload).nbytes
+
+
+def payload_bytes(payload: Payload) -> Buffer:
+    """``payload`` as one buffer (a tuple is concatenated)."""
+    return b"".join(payload) if isinstance(payload, tuple) else payload
+
+
+def is_lent(payload: Payload) -> bool:
+    """Whether ``payload`` is a received, writable buffer its receiver may decode in place."""
+    return not isinstance(payload, tuple) and not memoryview(payload).readonly
+
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
@@ -59,7 +90,7 @@ class Message:
 
     kind: Kind
     round_id: int
-    payload: bytes = b""
+    payload: Payload = b""
     config: Config = dataclasses.field(default_factory=lambda: _EMPTY)
     detail: str = ""
     stage: str = ""
@@ -100,8 +131,13 @@ def encode_parameters(parameters: Sequence[np.ndarray]) -> bytes:
     return b"".join(out)
 
 
-def decode_parameters(data: bytes | bytearray | memoryview) -> Parameters:
+def decode_parameters(data: bytes | bytearray | memoryview, *, borrow: bool = False
+                      ) -> Parameters:
     """Inverse of :func:`encode_parameters` (arrays are fresh and writable).
+
+    With ``borrow`` and a writable ``data`` (a buffer the caller hands over and never
+    changes again), arrays whose data is aligned for their dtype are views into
+    ``data`` instead of copies.
 
     Raises:
         ValueError: the bytes are not a list of arrays (bad magic, truncated, a
@@ -133,7 +169,9 @@ def decode_parameters(data: bytes | bytearray | memoryview) -> Parameters:
         (ndim,) = _DIMS.unpack(take(1))
         shape = tuple(_SIZE.unpack(take(_SIZE.size))[0] for _ in range(ndim))
         nbytes = dt.itemsize * int(np.prod(shape, dtype=object))
-        out.append(np.frombuffer(take(nbytes), dtype=dt).reshape(shape).copy())
+        arr = np.frombuffer(take(nbytes), dtype=dt).reshape(shape)
+        # user code gets these: views only when they are as good as a fresh copy
+        out.append(arr if borrow and not view.readonly and arr.flags.aligned else arr.copy())
     if pos != len(view):
         raise ValueError(f"{len(view) - pos} trailing bytes after the parameters")
     return out

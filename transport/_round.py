@@ -32,7 +32,7 @@ import numpy as np
 import secagg
 from secagg import AggregateResult, Backend, ServerSession
 from transport._errors import Code
-from transport._messages import Kind, Message
+from transport._messages import Kind, Message, Payload, is_lent, payload_bytes
 
 __all__ = ["RoundState", "RoundDriver", "RoundFailed", "DROP"]
 
@@ -292,7 +292,7 @@ class RoundDriver:
     ) -> None:
         """Events in arrival order; each run of ``PROTOCOL`` answers is decoded and fed
         to the session in one worker call (one hop per run, not one per client)."""
-        run: list[tuple[int, bytes]] = []
+        run: list[tuple[int, Payload]] = []
         for cid, what in batch:
             outstanding.discard(cid)
             if isinstance(what, Message) and what.kind is Kind.PROTOCOL:
@@ -306,7 +306,7 @@ class RoundDriver:
         await self._receive_run(session, outstanding, run)
 
     async def _receive_run(self, session: ServerSession, outstanding: set[int],
-                           run: list[tuple[int, bytes]]) -> None:
+                           run: list[tuple[int, Payload]]) -> None:
         r = self.r
         while run:
             done, fault = await self._call(_receive_until_fault, session, run)
@@ -327,16 +327,18 @@ class RoundDriver:
 
 
 def _receive_until_fault(
-    session: ServerSession, run: list[tuple[int, bytes]]
+    session: ServerSession, run: list[tuple[int, Payload]]
 ) -> tuple[int, tuple[int, secagg.RemoteProtocolError] | None]:
     """Decode and receive answers in order up to the first one the session refuses;
     returns how many were taken (the refused one included) and the refusal. Answers
-    after the session finished are left alone, as they were one by one."""
+    after the session finished are left alone, as they were one by one. A writable
+    payload is the transport's private reassembly buffer: it is decoded in place."""
     for i, (cid, payload) in enumerate(run):
         if session.done:
             return len(run), None
         try:
-            session.receive(cid, secagg.decode(payload, peer=cid))
+            session.receive(cid, secagg.decode(payload_bytes(payload), peer=cid,
+                                               borrow=is_lent(payload)))
         except secagg.RemoteProtocolError as exc:
             return i + 1, (cid, exc)
     return len(run), None
