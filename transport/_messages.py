@@ -105,29 +105,36 @@ class Message:
                 raise TypeError(f"config entry {key!r} must map str to bool/int/float/str")
 
 
-_MAGIC = b"BSP1"
+_MAGIC = b"BSP2"  # BSP1 (no padding) is still read: checkpoints written before
+_MAGIC_V1 = b"BSP1"
+_ALIGN = 16  # BSP2 pads so that each array's data starts at a multiple of this
 _DIMS = struct.Struct("<B")
 _SIZE = struct.Struct("<Q")
 _KINDS = "biufc"  # bool, signed, unsigned, float, complex: never objects
 
 
 def encode_parameters(parameters: Sequence[np.ndarray]) -> bytes:
-    """Serialise a list of numeric arrays: ``BSP1``, count, then per array its dtype,
-    shape and raw bytes. (Not ``.npy``: its header is parsed with ``ast``, which is not
-    thread-safe on CPython 3.11, and clients decode in worker threads.)
+    """Serialise a list of numeric arrays: ``BSP2``, count, then per array its dtype,
+    shape, zero padding to a multiple of 16 bytes from the start, and raw bytes (so a
+    receiver holding the message in an aligned buffer can use the arrays in place).
+    (Not ``.npy``: its header is parsed with ``ast``, which is not thread-safe on
+    CPython 3.11, and clients decode in worker threads.)
 
     Raises:
         TypeError: an array is not numeric.
     """
     out = [_MAGIC, _COUNT.pack(len(parameters))]
+    pos = len(_MAGIC) + _COUNT.size
     for i, arr in enumerate(parameters):
-        a = np.ascontiguousarray(arr)
+        a = np.asarray(arr, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         if a.dtype.kind not in _KINDS:
             raise TypeError(f"parameter {i} has dtype {a.dtype}, which is not numeric")
         dt = a.dtype.str.encode("ascii")
-        out += [_DIMS.pack(len(dt)), dt, _DIMS.pack(a.ndim)]
-        out += [_SIZE.pack(n) for n in a.shape]
-        out.append(a.tobytes())
+        head = [_DIMS.pack(len(dt)), dt, _DIMS.pack(a.ndim)] + [_SIZE.pack(n) for n in a.shape]
+        pos += sum(len(h) for h in head)
+        pad = -pos % _ALIGN
+        out += head + [bytes(pad), a.tobytes()]
+        pos += pad + a.nbytes
     return b"".join(out)
 
 
@@ -144,8 +151,10 @@ def decode_parameters(data: bytes | bytearray | memoryview, *, borrow: bool = Fa
             non-numeric dtype, trailing bytes).
     """
     view = memoryview(data).cast("B")
-    if bytes(view[:4]) != _MAGIC:
-        raise ValueError("parameters do not start with BSP1")
+    magic = bytes(view[:4])
+    if magic not in (_MAGIC, _MAGIC_V1):
+        raise ValueError("parameters do not start with BSP2 (or BSP1)")
+    padded = magic == _MAGIC
     pos = 4
 
     def take(n: int) -> memoryview:
@@ -169,6 +178,8 @@ def decode_parameters(data: bytes | bytearray | memoryview, *, borrow: bool = Fa
         (ndim,) = _DIMS.unpack(take(1))
         shape = tuple(_SIZE.unpack(take(_SIZE.size))[0] for _ in range(ndim))
         nbytes = dt.itemsize * int(np.prod(shape, dtype=object))
+        if padded and any(take(-pos % _ALIGN)):
+            raise ValueError(f"parameter array {i} has nonzero padding")
         arr = np.frombuffer(take(nbytes), dtype=dt).reshape(shape)
         # user code gets these: views only when they are as good as a fresh copy
         out.append(arr if borrow and not view.readonly and arr.flags.aligned else arr.copy())

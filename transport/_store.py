@@ -140,7 +140,7 @@ class Store:
 
 def encode_state(state: StrategyState) -> tuple[str, bytes]:
     """A strategy state as JSON text (arrays replaced by ``{"__array__": i}``) and the
-    arrays as one ``BSP1`` blob.
+    arrays as one ``BSP2`` blob (``BSP1`` blobs of older checkpoints still load).
 
     Raises:
         TypeError: a value is neither JSON nor a numeric array.

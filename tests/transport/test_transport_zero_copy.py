@@ -71,17 +71,39 @@ def test_a_one_frame_payload_is_bytes_and_never_lent() -> None:
     assert not is_lent(got.payload)
 
 
-def test_parameters_decode_in_place_only_from_a_writable_buffer_when_aligned() -> None:
-    params = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.array([1, 2], np.float32)]
+def test_parameters_decode_in_place_only_from_a_writable_buffer() -> None:
+    params = [np.arange(12, dtype=np.uint8).reshape(3, 4), np.array([1, 2], np.float32),
+              np.array(3.5), np.arange(6, dtype=np.int64).reshape(3, 2)]
     data = encode_parameters(params)
-    for buffer, lent in ((data, False), (bytearray(data), True)):
+    aligned = np.frombuffer(data, np.uint8).copy()  # like the transport's reassembly buffer
+    for buffer, lent in ((data, False), (aligned.data, True)):
         out = decode_parameters(buffer, borrow=True)
         for a, b in zip(out, params, strict=True):
             np.testing.assert_array_equal(a, b)
-            assert a.flags.writeable and a.flags.aligned
+            assert a.shape == b.shape and a.flags.writeable and a.flags.aligned
         whole = np.frombuffer(buffer, np.uint8)
-        assert np.shares_memory(out[0], whole) is lent  # bytes need no alignment
-        assert not np.shares_memory(out[1], whole)  # the float32 data sits at an odd offset
+        # BSP2 pads every array's data to 16 bytes: all of them are used in place
+        assert all(np.shares_memory(a, whole) is lent for a in out)
+    misaligned = np.empty(len(data) + 1, np.uint8)[1:]
+    misaligned[:] = np.frombuffer(data, np.uint8)
+    out = decode_parameters(misaligned.data, borrow=True)
+    assert not np.shares_memory(out[1], misaligned)  # float32 at an odd address: a copy
+
+
+def test_parameters_of_checkpoints_written_as_bsp1_still_load() -> None:
+    import struct
+    arrays = [np.array([1.5, 2.5], np.float32), np.array(7, np.int8)]
+    blob = b"BSP1" + struct.pack("<I", 2)
+    for a in arrays:
+        dt = a.dtype.str.encode()
+        blob += bytes([len(dt)]) + dt + bytes([a.ndim])
+        blob += b"".join(struct.pack("<Q", n) for n in a.shape) + a.tobytes()
+    out = decode_parameters(blob)
+    assert [o.shape for o in out] == [(2,), ()] and out[0].tolist() == [1.5, 2.5] and out[1] == 7
+    padded = bytearray(encode_parameters(arrays))
+    padded[padded.index(b"<f4") + 3 + 1 + 8] = 1  # the first padding byte after the shape
+    with pytest.raises(ValueError, match="nonzero padding"):
+        decode_parameters(bytes(padded))
 
 
 def test_announced_size_alone_does_not_allocate() -> None:
