@@ -21,6 +21,7 @@ import hashlib
 import math
 import struct
 from collections.abc import Mapping
+from typing import ClassVar
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -93,6 +94,11 @@ class DistributedDPBackend:
     threshold: int | None = None
     identities: Mapping[int, bytes] | None = None
     name: str = dataclasses.field(default="secagg+ddp", init=False)
+    # A coordinator opens the session over the clients READY after fit, never over the
+    # sampled ones before (docs/transport.md, "A round"): the noise shares and the
+    # threshold are sized for the session's clients, and one that refuses the round in
+    # fit (its noise parameters differ) must not count as a dropout.
+    pipeline_fit: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.expected_dropout < 1.0:

@@ -371,11 +371,17 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         try:
             payload = await loop.run_in_executor(pool, encode_parameters, self.parameters)
+            dim = fit_dim(self.parameters, config)
+            pipelined = False
+            if len(sampled) == target:  # no over-selection: nothing to select
+                pipelined = await self._open_pipelined(driver, pool, server_round, dim)
             await driver.fit(Message(kind=Kind.FIT, round_id=r.round_id, payload=payload,
                                      config=config))
-            backend = await self._backend_for(pool, server_round, len(driver.selected), "fit")
-            result = await driver.aggregate(backend=backend, dim=fit_dim(self.parameters, config),
-                                            rng=self._rng("session"))
+            if not pipelined:
+                backend = await self._backend_for(pool, server_round, len(driver.selected),
+                                                  "fit")
+                await driver.open(backend=backend, dim=dim, rng=self._rng("session"))
+            result = await driver.aggregate()
             contributors = result.contributors
             self.parameters = await _strategy_call(
                 loop, pool, self._strategy.aggregate_fit, server_round, self.parameters, result)
@@ -399,6 +405,22 @@ class Coordinator:
                              strategy_state=self._strategy_state())
         evaluation = await self._evaluate(server_round, r.round_id + 1, pool)
         return dataclasses.replace(record, seconds=time.monotonic() - start, **evaluation)
+
+    async def _open_pipelined(self, driver: RoundDriver, pool: ThreadPoolExecutor,
+                              server_round: int, dim: int) -> bool:
+        """Open the fit session over every sampled client before they fit, so that each
+        gets its first-stage request as soon as it is READY. False (the session is opened
+        after fit, over those READY) when the backend opts out (``pipeline_fit = False``)
+        or refuses: the same refusal then comes after fit, as without pipelining."""
+        try:
+            backend = await self._backend_for(pool, server_round, len(driver.r.sampled), "fit")
+            if not getattr(backend, "pipeline_fit", True):
+                return False
+            await driver.open_pipelined(backend=backend, dim=dim, rng=self._rng("session"))
+        except RoundFailed as exc:
+            log.debug("round %d: not pipelined: %s", server_round, exc)
+            return False
+        return True
 
     async def _backend_for(self, pool: ThreadPoolExecutor, server_round: int, n: int,
                            purpose: str) -> Backend:
@@ -432,8 +454,9 @@ class Coordinator:
                                      config=config))
             backend = await self._backend_for(pool, server_round, len(driver.selected),
                                               "evaluate")
-            result = await driver.aggregate(backend=backend, dim=evaluation_dim(config),
-                                            rng=self._rng("evaluate-session"))
+            await driver.open(backend=backend, dim=evaluation_dim(config),
+                              rng=self._rng("evaluate-session"))
+            result = await driver.aggregate()
             fed = await _strategy_call(
                 loop, pool, strategy.aggregate_evaluate, server_round, params, result)
         except RoundFailed as exc:

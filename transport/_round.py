@@ -59,6 +59,7 @@ class RoundState:
     released: set[int] = dataclasses.field(default_factory=set)
     gone: set[int] = dataclasses.field(default_factory=set)
     sent_at: dict[int, float] = dataclasses.field(default_factory=dict)
+    asked: dict[int, str] = dataclasses.field(default_factory=dict)  # stage of the request
     latencies: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     events: asyncio.Queue[tuple[int, Message | str]] = dataclasses.field(
         default_factory=asyncio.Queue
@@ -70,8 +71,14 @@ class RoundState:
     def answered(self, cid: int) -> None:
         """Note the time from our request to ``cid``'s complete answer."""
         sent = self.sent_at.pop(cid, None)
+        stage = self.asked.pop(cid, self.stage)
         if sent is not None:
-            self.latencies.setdefault(self.stage, []).append(time.monotonic() - sent)
+            self.latencies.setdefault(stage, []).append(time.monotonic() - sent)
+
+    def ask(self, cid: int, stage: str) -> None:
+        """Note that a request of ``stage`` goes to ``cid`` now."""
+        self.sent_at[cid] = time.monotonic()
+        self.asked[cid] = stage
 
     def latency_summary(self) -> dict[str, tuple[float, float, float]]:
         """Per stage: p50, p99 and max seconds from request to answer."""
@@ -84,7 +91,13 @@ class RoundState:
 
 class RoundDriver:
     """Runs the local phase (``"fit"`` or ``"evaluate"``: the clients compute their
-    inputs) and then the backend's stages of one aggregation."""
+    inputs) and then the backend's stages of one aggregation.
+
+    Use: optionally :meth:`open_pipelined` (no over-selection: the session is opened over
+    every sampled client before the local phase, and each client gets its first-stage
+    request as soon as it is ``READY``), then :meth:`fit`, then :meth:`open` (unless
+    pipelined) and :meth:`aggregate`.
+    """
 
     def __init__(
         self, *, state: RoundState, pool: ThreadPoolExecutor,
@@ -107,6 +120,16 @@ class RoundDriver:
         self.selected: tuple[int, ...] = ()
         self.dropped: dict[str, list[int]] = {}
         self.stage_seconds: dict[str, float] = {}
+        self._session: ServerSession | None = None
+        self._members: frozenset[int] = frozenset()  # the session's clients
+        # pipelined: the first stage's name, messages and encoded payloads
+        self._first: tuple[str, dict[int, object], dict[int, bytes]] | None = None
+        self._outstanding: set[int] = set()
+        self._first_sent_at: float | None = None
+
+    @property
+    def pipelined(self) -> bool:
+        return self._first is not None
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -133,6 +156,48 @@ class RoundDriver:
             f"in round {self.r.server_round}",
         )
 
+    async def open(self, *, backend: Backend, dim: int, rng: np.random.Generator) -> None:
+        """After :meth:`fit`: open ``backend``'s server session over the selected clients.
+
+        Raises:
+            RoundFailed: the backend refused (a configuration error).
+        """
+        r = self.r
+        try:
+            session = backend.server_session(
+                round_id=r.round_id, client_ids=self.selected, dim=dim, rng=rng)
+            for cid in sorted(r.gone & set(self.selected)):
+                session.drop(cid)
+        except secagg.SecAggError as exc:
+            raise RoundFailed(f"{type(exc).__name__} in stage {r.stage!r}: {exc}") from exc
+        self._session, self._members = session, frozenset(self.selected)
+
+    async def open_pipelined(self, *, backend: Backend, dim: int,
+                             rng: np.random.Generator) -> None:
+        """Before :meth:`fit`, when every sampled client is to be aggregated: open the
+        session over all of them and encode its first requests (off the event loop), so
+        that :meth:`fit` sends each client its request as soon as it is ``READY``.
+
+        Raises:
+            RoundFailed: the backend refused (a configuration error).
+        """
+        r = self.r
+        members = tuple(sorted(r.sampled))
+
+        def prepare() -> tuple[ServerSession, str, dict[int, object], dict[int, bytes]]:
+            session = backend.server_session(round_id=r.round_id, client_ids=members,
+                                             dim=dim, rng=rng)
+            out = session.next_messages()
+            return session, str(session.stage), out, {
+                cid: secagg.encode(msg) for cid, msg in out.items()}
+
+        try:
+            session, stage, out, payloads = await self._call(prepare)
+        except secagg.SecAggError as exc:
+            raise RoundFailed(f"{type(exc).__name__} in stage {r.stage!r}: {exc}") from exc
+        self._session, self._members = session, frozenset(members)
+        self._first = (stage, out, payloads)
+
     async def fit(self, fit_message: Message) -> tuple[int, ...]:
         """Send ``FIT`` (or ``EVALUATE``) to the sampled clients; return the selected ones."""
         r = self.r
@@ -141,11 +206,40 @@ class RoundDriver:
         self._stage_started(phase, 0, tuple(sorted(r.sampled)))
         r.awaiting_ready = set(r.sampled)
         for cid in sorted(r.sampled):
-            r.sent_at[cid] = time.monotonic()
+            r.ask(cid, phase)
             self._send(cid, fit_message)
         deadline = start + self._fit_deadline
         ready: list[int] = []
         pending = set(r.sampled)  # not yet READY nor dropped, as far as processed events go
+        if self._first is not None:
+            await self._fit_pipelined(ready, pending, deadline)
+        else:
+            await self._fit_select(ready, pending, deadline)
+        for cid in sorted(pending & r.gone):  # vanished; their notice is still queued
+            if cid not in self._dropped_ids():
+                self._record_drop(cid, phase, "vanished")
+                await self._session_drop(cid)
+        leftovers = sorted(pending - r.gone)
+        r.awaiting_ready.clear()
+        for cid in leftovers:
+            if len(ready) >= self._target:
+                r.released.add(cid)
+                self._send(cid, Message(kind=Kind.ROUND_END, round_id=r.round_id,
+                                        detail="not needed this round (over-selection)"))
+            else:
+                self._drop_straggler(cid, phase, self._fit_deadline)
+                await self._session_drop(cid)
+        self.stage_seconds[phase] = time.monotonic() - start
+        if len(ready) < self._min:
+            self._session = None
+            raise RoundFailed(f"only {len(ready)} clients were ready to {phase}, "
+                              f"at least {self._min} needed")
+        self.selected = tuple(sorted(ready))
+        return self.selected
+
+    async def _fit_select(self, ready: list[int], pending: set[int], deadline: float) -> None:
+        """The first ``target`` to be READY are selected; nothing else is sent."""
+        r = self.r
         while len(ready) < self._target and pending:
             event = await self._next_event(deadline)
             if event is None:
@@ -155,7 +249,7 @@ class RoundDriver:
             if isinstance(what, str):
                 if cid in ready:
                     ready.remove(cid)
-                self._record_drop(cid, phase, what)
+                self._record_drop(cid, self.phase, what)
             elif what.kind is Kind.READY:
                 ready.append(cid)
         # READY messages already queued but not processed still count as on time
@@ -167,52 +261,106 @@ class RoundDriver:
             elif isinstance(what, str):
                 if cid in ready:
                     ready.remove(cid)
-                self._record_drop(cid, phase, what)
-        for cid in sorted(pending & r.gone):  # vanished; their notice is still queued
-            if cid not in self._dropped_ids():
-                self._record_drop(cid, phase, "vanished")
-        leftovers = sorted(pending - r.gone)
-        r.awaiting_ready.clear()
-        for cid in leftovers:
-            if len(ready) >= self._target:
-                r.released.add(cid)
-                self._send(cid, Message(kind=Kind.ROUND_END, round_id=r.round_id,
-                                        detail="not needed this round (over-selection)"))
-            else:
-                self._drop_straggler(cid, phase, self._fit_deadline)
-        self.stage_seconds[phase] = time.monotonic() - start
-        if len(ready) < self._min:
-            raise RoundFailed(f"only {len(ready)} clients were ready to {phase}, "
-                              f"at least {self._min} needed")
-        self.selected = tuple(sorted(ready))
-        return self.selected
+                self._record_drop(cid, self.phase, what)
 
-    async def aggregate(
-        self, *, backend: Backend, dim: int, rng: np.random.Generator
-    ) -> AggregateResult:
-        """Drive ``backend``'s stages over the selected clients; return the aggregate.
+    async def _fit_pipelined(self, ready: list[int], pending: set[int], deadline: float) -> None:
+        """Everyone READY in time is selected, so each gets its first-stage request at
+        once; answers to it that come while others still fit go to the session."""
+        r = self.r
+        while pending:
+            event = await self._next_event(deadline)
+            if event is None:
+                break
+            batch = [event]
+            while len(batch) < _BATCH and not r.events.empty():
+                batch.append(r.events.get_nowait())
+            await self._fit_batch(ready, pending, batch)
+        while not r.events.empty():  # queued READY messages still count as on time
+            batch = []
+            while len(batch) < _BATCH and not r.events.empty():
+                batch.append(r.events.get_nowait())
+            await self._fit_batch(ready, pending, batch)
+
+    async def _fit_batch(self, ready: list[int], pending: set[int],
+                         batch: list[tuple[int, Message | str]]) -> None:
+        assert self._first is not None and self._session is not None
+        stage = self._first[0]
+        rest: list[tuple[int, Message | str]] = []  # answers and losses after READY
+        for cid, what in batch:
+            if isinstance(what, Message) and what.kind is Kind.READY:
+                pending.discard(cid)
+                ready.append(cid)
+                self._send_first(cid)
+            elif cid in pending:  # lost before READY: a dropout of the local phase
+                pending.discard(cid)
+                await self._handle_batch(self._session, self._outstanding, rest, stage)
+                rest = []
+                self._record_drop(cid, self.phase, str(what))
+                await self._call(self._session.drop, cid)
+            else:
+                rest.append((cid, what))
+        await self._handle_batch(self._session, self._outstanding, rest, stage)
+
+    def _send_first(self, cid: int) -> None:
+        """Send ``cid`` (just READY) its first-stage request, as ``_send_stage`` would."""
+        assert self._first is not None
+        r = self.r
+        stage, out, payloads = self._first
+        if cid not in out:  # the session asks it later (requests in batches)
+            return
+        if self._first_sent_at is None:
+            self._first_sent_at = time.monotonic()
+            recipients = tuple(sorted(c for c in out if c not in r.gone))
+            self._stage_started(stage, 1, recipients)
+        if cid in r.gone:  # its loss is queued; dropped at the first stage when handled
+            return
+        r.expecting.add(cid)
+        r.ask(cid, stage)
+        self._outstanding.add(cid)
+        self._send(cid, Message(kind=Kind.PROTOCOL, round_id=r.round_id,
+                                payload=payloads[cid], stage=stage))
+
+    async def _session_drop(self, cid: int) -> None:
+        if self._session is not None and self._first is not None:
+            await self._call(self._session.drop, cid)
+
+    async def aggregate(self) -> AggregateResult:
+        """Drive the open session's stages; return the aggregate.
 
         Raises:
             RoundFailed: the backend raised (a :class:`secagg.RecoveryError` when too
                 many clients dropped, a protocol or configuration error).
         """
         r = self.r
+        session = self._session
+        assert session is not None, "open() or open_pipelined() first"
         try:
-            session: ServerSession = backend.server_session(
-                round_id=r.round_id, client_ids=self.selected, dim=dim, rng=rng
-            )
-            for cid in sorted(r.gone & set(self.selected)):
-                session.drop(cid)
-            await self._stages(session)
+            if self._first is None:
+                await self._stages(session)
+            else:
+                stage = self._first[0]
+                r.stage = stage
+                for cid in sorted(c for c in self._first[1] if c in r.gone):
+                    if cid not in self._dropped_ids():  # READY, then lost before its request
+                        self._record_drop(cid, stage, "vanished")
+                        await self._call(session.drop, cid)
+                started = self._first_sent_at
+                await self._stages(session, outstanding=self._outstanding,
+                                   index=1 if started is not None else 0,
+                                   stage_start=started or time.monotonic())
             return await self._call(session.result)
         except secagg.SecAggError as exc:
             raise RoundFailed(f"{type(exc).__name__} in stage {r.stage!r}: {exc}") from exc
 
-    async def _stages(self, session: ServerSession) -> None:
+    async def _stages(self, session: ServerSession, outstanding: set[int] | None = None,
+                      index: int = 0, stage_start: float | None = None) -> None:
+        """The stage loop; a pipelined first stage comes in with its ``index`` 1, its
+        ``outstanding`` clients and its start (its first request); its deadline starts now."""
         r = self.r
-        outstanding: set[int] = set()
-        index, stalls = 0, 0
-        deadline = stage_start = time.monotonic()
+        outstanding = set() if outstanding is None else outstanding
+        deadline = time.monotonic() + self._stage_deadline
+        stage_start = time.monotonic() if stage_start is None else stage_start
+        stalls = 0
         out: dict[int, object] = {}
         while True:
             out = out or await self._call(session.next_messages)
@@ -280,7 +428,7 @@ class RoundDriver:
                     await self._call(session.drop, cid)
                 continue
             r.expecting.add(cid)
-            r.sent_at[cid] = time.monotonic()
+            r.ask(cid, r.stage)
             sent.add(cid)
             self._send(cid, Message(kind=Kind.PROTOCOL, round_id=r.round_id,
                                     payload=payloads[cid], stage=r.stage))
@@ -288,25 +436,27 @@ class RoundDriver:
 
     async def _handle_batch(
         self, session: ServerSession, outstanding: set[int],
-        batch: list[tuple[int, Message | str]],
+        batch: list[tuple[int, Message | str]], stage: str | None = None,
     ) -> None:
         """Events in arrival order; each run of ``PROTOCOL`` answers is decoded and fed
-        to the session in one worker call (one hop per run, not one per client)."""
+        to the session in one worker call (one hop per run, not one per client).
+        ``stage`` (default: the current one) is where a refused or lost client is dropped."""
+        stage = self.r.stage if stage is None else stage
         run: list[tuple[int, Payload]] = []
         for cid, what in batch:
             outstanding.discard(cid)
             if isinstance(what, Message) and what.kind is Kind.PROTOCOL:
                 run.append((cid, what.payload))
                 continue
-            await self._receive_run(session, outstanding, run)
+            await self._receive_run(session, outstanding, run, stage)
             run = []
-            if isinstance(what, str) and cid in self.selected and cid not in self._dropped_ids():
-                self._record_drop(cid, self.r.stage, what)
+            if isinstance(what, str) and cid in self._members and cid not in self._dropped_ids():
+                self._record_drop(cid, stage, what)
                 await self._call(session.drop, cid)
-        await self._receive_run(session, outstanding, run)
+        await self._receive_run(session, outstanding, run, stage)
 
     async def _receive_run(self, session: ServerSession, outstanding: set[int],
-                           run: list[tuple[int, Payload]]) -> None:
+                           run: list[tuple[int, Payload]], stage: str) -> None:
         r = self.r
         while run:
             done, fault = await self._call(_receive_until_fault, session, run)
@@ -314,13 +464,13 @@ class RoundDriver:
             if fault is None:
                 continue
             cid, exc = fault  # dropped before the answers after it are taken, as one by one
-            culprit = exc.peer if isinstance(exc.peer, int) and exc.peer in self.selected else cid
-            self._record_drop(culprit, r.stage, "protocol error")
+            culprit = exc.peer if isinstance(exc.peer, int) and exc.peer in self._members else cid
+            self._record_drop(culprit, stage, "protocol error")
             await self._call(session.drop, culprit)
             outstanding.discard(culprit)
             r.expecting.discard(culprit)
             self._close(culprit, Code.INVALID_ARGUMENT,
-                        f"client {culprit} in stage {r.stage!r}: {exc.reason}")
+                        f"client {culprit} in stage {stage!r}: {exc.reason}")
 
     def _dropped_ids(self) -> set[int]:
         return {c for ids in self.dropped.values() for c in ids}
