@@ -4,7 +4,11 @@ Rules of a round (the coordinator's side of the contract):
 
 1. ``fit`` (or ``evaluate``): every sampled client gets ``FIT`` (``EVALUATE``); the
    first ``clients_per_round`` that answer ``READY`` are selected, later ones are released (``ROUND_END``), and those
-   silent at the fit deadline are dropped with ``DEADLINE_EXCEEDED``.
+   silent at the fit deadline are dropped with ``DEADLINE_EXCEEDED``. With no
+   over-selection (all sampled are to be aggregated) the session is opened over the
+   sampled clients first and each gets its first-stage request as soon as it is
+   ``READY`` (pipelined: the fit phase and the first stage overlap); one lost in fit
+   is dropped at ``fit`` and from the session, where it is a first-stage dropout.
 2. Protocol stages: whatever the server session's ``next_messages()`` returns is sent;
    every recipient answers ``PROTOCOL`` or ``NO_REPLY``. When nobody is outstanding the
    session moves on by itself or is told ``close_stage()``; at the stage deadline the
