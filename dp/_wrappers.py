@@ -324,8 +324,14 @@ class PrivacyWrapper(StrategyWrapper):
         return _sampled_gaussian(self.effective_noise_multiplier, sample_size, n)
 
     def evaluation_event(self, sample_size: int) -> DPEvent:
-        """What one noised federated evaluation of ``sample_size`` clients releases."""
-        return _sampled_gaussian(self.evaluation_multiplier, sample_size, int(self.num_clients))
+        """What one noised federated evaluation of ``sample_size`` clients releases.
+
+        No amplification by sampling is claimed for evaluations (the coordinator does
+        not report the population it drew them from): a sample smaller than
+        ``num_clients`` is charged as the unsampled Gaussian under the replace-one
+        adjacency of sampled rounds (multiplier halved), everyone as the Gaussian."""
+        z = self.evaluation_multiplier
+        return Gaussian(noise_multiplier=z if sample_size >= self.num_clients else z / 2.0)
 
     @property
     def evaluation_multiplier(self) -> float:

@@ -278,3 +278,11 @@ def test_state_dict_keeps_rounds_and_evaluations_apart():
     bad = w.state_dict() | {"rounds": 5}
     with pytest.raises(DPValueError, match="rounds must be in 0..4"):
         _wrapper().load_state_dict(bad)
+
+
+def test_a_sampled_evaluation_claims_no_amplification():
+    w = _wrapper(inner=secagg.FedAvg(fraction_evaluate=0.3))
+    assert w.evaluation_event(10) == Gaussian(noise_multiplier=1.5)
+    assert w.evaluation_event(3) == Gaussian(noise_multiplier=0.75)  # replace-one, unsampled
+    assert w.epsilon_after(1) == pytest.approx(RdpAccountant().compose(
+        Gaussian(noise_multiplier=1.5)).compose(Gaussian(noise_multiplier=0.75)).get_epsilon(1e-5))
