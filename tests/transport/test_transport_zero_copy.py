@@ -178,3 +178,22 @@ def test_update_buffer_is_reused_only_without_transforms() -> None:
     fourth = update(4, {})
     assert fourth is not kept[-1] and not np.shares_memory(fourth, kept[-1])
     np.testing.assert_array_equal(kept[-1], held)
+
+
+def test_reassembly_buffers_are_reused_only_once_nobody_holds_them() -> None:
+    def message(fill: float) -> transport.Message:
+        return transport.Message(kind=transport.Kind.PROTOCOL, round_id=3, payload=encode_parameters(
+            [np.full(100_037, fill)]))  # a size no other test uses: the pool is per process
+
+    first = _reassemble(message(1.0), chunk_bytes=4096)
+    held = decode_parameters(first.payload, borrow=True)[0]  # lent: a view of the buffer
+    base = np.frombuffer(first.payload, np.uint8)
+    del first
+    second = _reassemble(message(2.0), chunk_bytes=4096)
+    assert not np.shares_memory(base, np.frombuffer(second.payload, np.uint8))
+    assert np.all(held == 1.0)  # the first payload was not overwritten
+    address = np.frombuffer(second.payload, np.uint8).ctypes.data
+    del second
+    third = _reassemble(message(3.0), chunk_bytes=4096)  # nobody holds the second: reused
+    assert np.frombuffer(third.payload, np.uint8).ctypes.data == address
+    assert np.all(decode_parameters(third.payload)[0] == 3.0) and np.all(held == 1.0)
