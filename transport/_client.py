@@ -254,7 +254,9 @@ class ClientRuntime:
 
     def _prepare(self, backend: Backend, msg: Message) -> ClientSession:
         old = decode_parameters(payload_bytes(msg.payload), borrow=True)
-        new, num_examples, _metrics = self._fit(old, msg.config)
+        # fit gets its own copies: training in place (w -= lr * g; return [w]) is common,
+        # and the update is measured against the model as it arrived
+        new, num_examples, _metrics = self._fit([a.copy() for a in old], msg.config)
         if len(new) != len(old) or any(np.shape(a) != np.shape(b) for a, b in zip(new, old, strict=True)):
             raise ValueError("fit returned parameters shaped unlike the global ones")
         if not num_examples > 0:

@@ -392,3 +392,23 @@ def test_a_strategy_refusing_an_aggregate_fails_the_round_not_the_coordinator() 
         in failed.detail
     assert done.status == "completed" and done.federated_evaluation is None
     assert "aggregate_evaluate refused the aggregate" in done.evaluation_detail
+
+
+def test_a_fit_that_trains_in_place_still_sends_its_update() -> None:
+    def in_place(parameters, config):  # type: ignore[no-untyped-def]
+        for p in parameters:
+            p += 0.5  # the common pattern: mutate the arrays it was given, return them
+        return parameters, 1, {}
+
+    def make(cid: int):  # type: ignore[no-untyped-def]
+        def build(conn: transport.Connector) -> transport.ClientRuntime:
+            return transport.ClientRuntime(client_id=cid, fit=in_place, connector=conn,
+                                           backoff=kit.FAST, seed=cid)
+        return build
+
+    for harness in (kit.InProcHarness(), kit.GrpcHarness()):
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=params0(),  # type: ignore[arg-type]
+                                      backend=secagg.PlainBackend(), config=kit.config(rounds=2))
+        summary, _ = federate(harness, coord, {c: make(c) for c in range(3)})
+        assert summary.rounds_completed == 2
+        np.testing.assert_allclose(secagg.flatten(coord.parameters), 1.0)  # 2 rounds of +0.5
