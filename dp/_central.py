@@ -9,7 +9,13 @@ import numpy as np
 
 from dp._clipping import clip_l2, update_noise_multiplier
 from dp._errors import DPValueError
-from dp._wrappers import PrivacyWrapper, _plain, _uniform_count, install_adaptive_clipper
+from dp._wrappers import (
+    PrivacyWrapper,
+    _plain,
+    _uniform_count,
+    clamp_evaluation,
+    install_adaptive_clipper,
+)
 from secagg import (
     AggregateResult,
     Backend,
@@ -93,11 +99,9 @@ class CentralFixedClipping(PrivacyWrapper):
 
     def _evaluation_sum(self, aggregate: AggregateResult) -> np.ndarray:
         """The trusted server clamps each client's result itself, then sums."""
-        results = self._updates(aggregate)
-        bounds = np.full(results[0].shape, float(self.evaluation_metric_bound))
-        bounds[0] = float(self.evaluation_loss_bound)
-        return np.sum([np.clip(np.asarray(r, dtype=np.float64), -bounds, bounds) for r in results],
-                      axis=0)
+        return np.sum([clamp_evaluation(r, loss_bound=self.evaluation_loss_bound,
+                                        metric_bound=self.evaluation_metric_bound)
+                       for r in self._updates(aggregate)], axis=0)
 
     def _updates(self, aggregate: AggregateResult) -> list[np.ndarray]:
         if not isinstance(aggregate, IndividualAggregate):

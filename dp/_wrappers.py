@@ -472,44 +472,47 @@ def _clip_flag_transform(
     return np.append(np.asarray(result.update[0]), flag)
 
 
-def clamp_evaluation(vector: np.ndarray, config: Config) -> np.ndarray:
-    """``[loss, *metrics]`` with ``|loss|`` and each ``|metric|`` clamped to the bounds
-    the config gives (so that one client's result has a known L2 bound)."""
-    try:
-        loss_bound = float(config[EVALUATION_LOSS_BOUND_KEY])
-        metric_bound = float(config[EVALUATION_METRIC_BOUND_KEY])
-    except (KeyError, TypeError, ValueError):
-        raise DPValueError(f"config must give numbers under {EVALUATION_LOSS_BOUND_KEY!r} and "
-                           f"{EVALUATION_METRIC_BOUND_KEY!r}") from None
-    bounds = np.full(np.shape(vector), metric_bound, dtype=np.float64)
+def clamp_evaluation(vector: np.ndarray, *, loss_bound: float, metric_bound: float
+                     ) -> np.ndarray:
+    """``[loss, *metrics]`` with ``|loss|`` clamped to ``loss_bound`` and each ``|metric|``
+    to ``metric_bound`` (so that one client's result has a known L2 bound)."""
+    bounds = np.full(np.shape(vector), float(metric_bound), dtype=np.float64)
     if bounds.size:
-        bounds[0] = loss_bound
+        bounds[0] = float(loss_bound)
     return np.clip(np.asarray(vector, dtype=np.float64), -bounds, bounds)
 
 
 def _evaluation_clamp_transform(
     vector: np.ndarray, config: Config, rng: np.random.Generator
 ) -> np.ndarray:
-    """Client side: clamp the evaluation vector to the config's bounds."""
-    return clamp_evaluation(vector, config)
+    """Client side: clamp the evaluation vector to the bounds the config gives."""
+    try:
+        loss_bound = float(config[EVALUATION_LOSS_BOUND_KEY])
+        metric_bound = float(config[EVALUATION_METRIC_BOUND_KEY])
+    except (KeyError, TypeError, ValueError):
+        raise DPValueError(f"config must give numbers under {EVALUATION_LOSS_BOUND_KEY!r} and "
+                           f"{EVALUATION_METRIC_BOUND_KEY!r}") from None
+    return clamp_evaluation(vector, loss_bound=loss_bound, metric_bound=metric_bound)
+
+
+def _local_noise(vector: np.ndarray, config: Config, rng: np.random.Generator) -> np.ndarray:
+    """``vector`` plus Gaussian noise of ``config["blindsum.local_noise_std"]``."""
+    sigma = float(config.get(LOCAL_NOISE_KEY, 0.0))
+    return vector + gaussian_noise(rng, sigma=sigma, size=vector.shape)
 
 
 def _evaluation_local_transform(
     vector: np.ndarray, config: Config, rng: np.random.Generator
 ) -> np.ndarray:
-    """Client side: clamp, then add Gaussian noise of ``config["blindsum.local_noise_std"]``."""
-    clamped = clamp_evaluation(vector, config)
-    sigma = float(config.get(LOCAL_NOISE_KEY, 0.0))
-    return clamped + gaussian_noise(rng, sigma=sigma, size=clamped.shape)
+    """Client side: clamp, then add the local noise."""
+    return _local_noise(_evaluation_clamp_transform(vector, config, rng), config, rng)
 
 
 def _local_gaussian_transform(
     update: np.ndarray, config: Config, rng: np.random.Generator
 ) -> np.ndarray:
-    """Client side: clip, then add Gaussian noise of ``config["blindsum.local_noise_std"]``."""
-    clipped = _clip_transform(update, config, rng)
-    sigma = float(config.get(LOCAL_NOISE_KEY, 0.0))
-    return clipped + gaussian_noise(rng, sigma=sigma, size=clipped.shape)
+    """Client side: clip, then add the local noise."""
+    return _local_noise(_clip_transform(update, config, rng), config, rng)
 
 
 register_update_transform(_CLIP, _clip_transform)

@@ -267,6 +267,13 @@ class RoundDriver:
                     ready.remove(cid)
                 self._record_drop(cid, self.phase, what)
 
+    def _queued(self, batch: list[tuple[int, Message | str]]) -> list[tuple[int, Message | str]]:
+        """``batch`` and the events queued behind it, up to :data:`_BATCH` in all."""
+        events = self.r.events
+        while len(batch) < _BATCH and not events.empty():
+            batch.append(events.get_nowait())
+        return batch
+
     async def _fit_pipelined(self, ready: list[int], pending: set[int], deadline: float) -> None:
         """Everyone READY in time is selected, so each gets its first-stage request at
         once; answers to it that come while others still fit go to the session."""
@@ -275,15 +282,9 @@ class RoundDriver:
             event = await self._next_event(deadline)
             if event is None:
                 break
-            batch = [event]
-            while len(batch) < _BATCH and not r.events.empty():
-                batch.append(r.events.get_nowait())
-            await self._fit_batch(ready, pending, batch)
+            await self._fit_batch(ready, pending, self._queued([event]))
         while not r.events.empty():  # queued READY messages still count as on time
-            batch = []
-            while len(batch) < _BATCH and not r.events.empty():
-                batch.append(r.events.get_nowait())
-            await self._fit_batch(ready, pending, batch)
+            await self._fit_batch(ready, pending, self._queued([]))
 
     async def _fit_batch(self, ready: list[int], pending: set[int],
                          batch: list[tuple[int, Message | str]]) -> None:
@@ -403,10 +404,8 @@ class RoundDriver:
                 r.expecting.clear()
                 await self._call(session.close_stage)
                 continue
-            batch = [event]  # answers that queued meanwhile go to the session together
-            while len(batch) < _BATCH and not r.events.empty():
-                batch.append(r.events.get_nowait())
-            await self._handle_batch(session, outstanding, batch)
+            # answers that queued meanwhile go to the session together
+            await self._handle_batch(session, outstanding, self._queued([event]))
 
     def _close_timing(self, stage_start: float) -> None:
         if self.r.stage != self.phase:
