@@ -19,7 +19,15 @@ import numpy as np
 
 from secagg._backend import AggregateResult, Backend
 from secagg._errors import ConfigurationError
-from secagg._strategy import METRICS_KEY, Config, EvaluateResult, Parameters, flatten, unflatten
+from secagg._strategy import (
+    METRICS_KEY,
+    Config,
+    EvaluateResult,
+    Parameters,
+    evaluation_means,
+    flatten,
+    unflatten,
+)
 
 __all__ = ["FlowerStrategy"]
 
@@ -171,12 +179,9 @@ class FlowerStrategy:
     ) -> EvaluateResult:
         from flwr.common import Code, EvaluateRes, Status
 
-        if aggregate.weighted_sum.shape != (1 + len(self.metrics),):
-            raise ValueError(f"evaluation aggregate must have shape ({1 + len(self.metrics)},), "
-                             f"got {aggregate.weighted_sum.shape}")
+        mean = evaluation_means(aggregate, self.metrics)
         if aggregate.total_weight <= 0:
             return EvaluateResult(loss=float("nan"), num_clients=0)
-        mean = aggregate.mean
         res = EvaluateRes(status=Status(code=Code.OK, message=""), loss=float(mean[0]),
                           num_examples=max(1, round(aggregate.total_weight)),
                           metrics={n: float(v) for n, v in zip(self.metrics, mean[1:], strict=True)})

@@ -32,6 +32,7 @@ from secagg._strategy import (
     Scalar,
     StrategyState,
     check_state_type,
+    evaluation_means,
     flatten,
     unflatten,
 )
@@ -196,13 +197,7 @@ class FedAvg:
         self, server_round: int, parameters: Parameters, aggregate: AggregateResult
     ) -> EvaluateResult:
         """Weighted means of ``[loss, *metrics]``; NaN when nobody contributed."""
-        dim = 1 + len(self.metrics)
-        if aggregate.weighted_sum.shape != (dim,):
-            raise ValueError(
-                f"evaluation aggregate must have shape ({dim},) for metrics {self.metrics}, "
-                f"got {aggregate.weighted_sum.shape}"
-            )
-        mean = aggregate.mean if aggregate.total_weight > 0 else np.full(dim, np.nan)
+        mean = evaluation_means(aggregate, self.metrics)
         return EvaluateResult(
             loss=float(mean[0]),
             metrics=dict(zip(self.metrics, (float(v) for v in mean[1:]), strict=True)),

@@ -66,6 +66,7 @@ __all__ = [
     "metric_names",
     "evaluation_dim",
     "evaluation_vector",
+    "evaluation_means",
     "EXTRA_COORDINATES_KEY",
     "fit_dim",
     "StrategyState",
@@ -284,6 +285,22 @@ def evaluation_vector(loss: float, metrics: Mapping[str, Scalar], config: Config
     if not np.all(np.isfinite(out)):
         raise ValueError("loss and metrics must be finite")
     return out
+
+
+def evaluation_means(aggregate: AggregateResult, metrics: Sequence[str]) -> np.ndarray:
+    """The means of an evaluation aggregate, ``[loss, *metrics]`` (NaN when nobody
+    contributed).
+
+    Raises:
+        ValueError: the aggregate's length is not ``1 + len(metrics)``.
+    """
+    dim = 1 + len(metrics)
+    if aggregate.weighted_sum.shape != (dim,):
+        raise ValueError(
+            f"evaluation aggregate must have shape ({dim},) for metrics {tuple(metrics)}, "
+            f"got {aggregate.weighted_sum.shape}"
+        )
+    return aggregate.mean if aggregate.total_weight > 0 else np.full(dim, np.nan)
 
 
 def flatten(arrays: Sequence[np.ndarray]) -> np.ndarray:
