@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit papers flower-venv clean
+.PHONY: demo test lint typecheck unit flower-tests papers flower-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,15 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The whole suite runs the optional extras' tests too: PyTorch (the CPU build, pinned to
+# 2.13.0; an unpinned torch would pull a CUDA build of several GB) and Opacus, for the
+# model adapters and the Opacus example.
+TEST_STAMP := $(VENV)/.installed-test
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,torch]'
+	touch $(TEST_STAMP)
 
 PLOT_STAMP := $(VENV)/.installed-plot
 
@@ -27,23 +36,28 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
+typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 FLWR_VENV := .venv-flwr
-FLWR_STAMP := $(FLWR_VENV)/.installed
+FLWR_STAMP := $(FLWR_VENV)/.installed-with-pytest
 
-# Flower in its own virtual environment, for the side-by-side baseline only.
+# Flower in its own virtual environment (flwr 1.42 pins protobuf 6; blindsum needs 7): for
+# the side-by-side baseline and for the Flower interoperability tests, which import only
+# secagg (NumPy and cryptography, both installed with flwr) from this checkout.
 flower-venv: $(FLWR_STAMP)
 
 $(FLWR_STAMP):
 	$(PYTHON) -m venv $(FLWR_VENV)
 	$(FLWR_VENV)/bin/python -m pip install -q --upgrade pip
-	$(FLWR_VENV)/bin/python -m pip install -q flwr==1.42.0
+	$(FLWR_VENV)/bin/python -m pip install -q flwr==1.42.0 'pytest>=8'
 	touch $(FLWR_STAMP)
+
+flower-tests: $(FLWR_STAMP)
+	$(FLWR_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/strategies/test_strategies_flower.py
 
 # Every reproduction under papers/ at its quick size; tables and PNGs in papers/*/out/.
 # Flower's baseline installs flwr into .venv-flwr first (FLWR_PYTHON overrides it);
@@ -55,7 +69,7 @@ papers: $(PLOT_STAMP)
 	@if [ -f papers/kairouz2021/reproduce.py ]; then $(BIN)/python papers/kairouz2021/reproduce.py --quick; fi
 	@if [ -z "$(PAPERS_SKIP_FLOWER)" ]; then $(MAKE) --no-print-directory flower-venv && $(BIN)/python -m papers.flower_baseline.reproduce --quick; fi
 
-test: lint typecheck unit
+test: lint typecheck unit flower-tests
 
 clean:
 	rm -rf $(VENV) $(FLWR_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
