@@ -66,3 +66,17 @@ def test_flower_baseline_fails_loudly_without_its_venv(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 2
     assert "Flower's virtual environment is missing" in proc.stderr
+
+
+def test_flower_baseline_banner_names_flwr_from_its_own_venv(tmp_path: Path) -> None:
+    # A stand-in for .venv-flwr's Python: this interpreter with a fake flwr on its path.
+    (tmp_path / "flwr").mkdir()
+    (tmp_path / "flwr" / "__init__.py").write_text('__version__ = "9.8.7"\n')
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nPYTHONPATH="{tmp_path}" exec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    from papers.flower_baseline import reproduce as flower
+
+    info = flower.flower_banner(str(fake))
+    assert info["packages"]["flwr"] == "9.8.7"  # not "not installed": blindsum's venv never has flwr
+    assert "flwr 9.8.7" in _common.banner_text(info)
