@@ -219,6 +219,8 @@ def _table(s: dict[str, Any]) -> str:
         ("dimension", s["dim"]),
         ("neighbours k / threshold t", f"{s['neighbours']} / {s['threshold']}"),
         ("dropped", f"{s['dropped']} ({s['survivors']} survivors)"),
+        ("stopped answering, by stage", ", ".join(f"{k} {v}" for k, v in s.get("dropped_by_stage", {}).items())
+         or "none"),
         ("max |error| of the sum", f"{s['max_abs_error']:.3g}"),
         ("server seconds", f"{sec['server']:.3f}"),
         ("client seconds (mean / max)", f"{sec['client_mean']:.4f} / {sec['client_max']:.4f}"),

@@ -79,3 +79,12 @@ def test_simulate_round_that_cannot_finish_says_why(capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert "could not finish" in err and "shares" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("stage", "name"), [("share", "share_keys"), ("unmask", "unmask")])
+def test_simulate_reports_who_stopped_answering_at_each_stage(capsys, stage, name):
+    out = _run(capsys, "--clients", "20", "--dim", "10", "--dropout", "0.2", "--drop-stage", stage)
+    assert out["dropped_by_stage"] == {name: 4}
+    # dropouts at unmask leave their inputs in the sum: not "dropped", and the sum still exact
+    assert out["dropped"] == (0 if stage == "unmask" else 4)
+    assert out["dropped"] + out["survivors"] == 20
