@@ -270,6 +270,9 @@ def simulate(
             "server": float(sum(meter.server.values())),
             "client_mean": float(meter.client.mean()),
             "client_max": float(meter.client.max()),
+            # the clients whose input is in the sum (they ran every stage); client_mean counts
+            # the dropped too, who skipped the later stages
+            "client_mean_survivors": float(meter.client[who].mean()),
             "total": elapsed,
             "server_stages": {k: float(v) for k, v in meter.server.items()},
             "client_stages_mean": {k: float(v) / clients for k, v in meter.client_stages.items()},
