@@ -8,7 +8,6 @@ says which client vanishes at which stage. This is what the tests, the CLI and t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from collections import defaultdict
@@ -55,6 +54,9 @@ class SimulationResult:
     max_abs_error: float
     seconds: dict[str, Any]
     bytes: dict[str, float]
+    # stage -> ids of the clients that stopped answering (or were dropped by the server) there.
+    # A client that stops at unmask is not in ``dropped``: its masked input is in the sum.
+    dropped_by_stage: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (without the vectors)."""
@@ -65,6 +67,7 @@ class SimulationResult:
             "dropped": len(self.dropped),
             "survivors": len(self.survivors),
             "dropped_ids": list(self.dropped),
+            "dropped_by_stage": {stage: len(ids) for stage, ids in self.dropped_by_stage.items()},
             "neighbours": self.neighbours,
             "threshold": self.threshold,
             "max_abs_error": self.max_abs_error,
@@ -88,6 +91,7 @@ class Meter:
         self.client = np.zeros(clients)
         self.up = np.zeros(clients)
         self.down = np.zeros(clients)
+        self.dropped_at: dict[int, str] = {}
 
 
 def drive(
@@ -123,6 +127,7 @@ def drive(
             t0 = clock()
             if vanishes(cid, stage):
                 server.drop(cid)
+                m.dropped_at.setdefault(cid, stage)
                 m.server[stage] += clock() - t0
                 continue
             data = _wire.encode(msg)
@@ -137,9 +142,12 @@ def drive(
             t0 = clock()
             if rdata is None:
                 server.drop(cid)
+                m.dropped_at.setdefault(cid, stage)
             else:
-                with contextlib.suppress(RemoteProtocolError):
+                try:
                     server.receive(cid, _wire.decode(rdata, peer=cid))
+                except RemoteProtocolError:
+                    m.dropped_at.setdefault(cid, stage)  # the server dropped it
             m.server[stage] += clock() - t0
             if meter is not None:
                 m.client[cid] += spent
@@ -243,6 +251,9 @@ def simulate(
     config = getattr(server, "config", None)
     # expansion: bytes sent against the same vector in the clear at the same word size
     word_bytes = (getattr(config, "modulus_bits", 64) + 7) // 8
+    by_stage: dict[str, list[int]] = defaultdict(list)
+    for cid, stage in sorted(meter.dropped_at.items()):
+        by_stage[stage].append(cid)
     return SimulationResult(
         backend=backend.name,
         clients=clients,
@@ -259,10 +270,14 @@ def simulate(
             "server": float(sum(meter.server.values())),
             "client_mean": float(meter.client.mean()),
             "client_max": float(meter.client.max()),
+            # the clients whose input is in the sum (they ran every stage); client_mean counts
+            # the dropped too, who skipped the later stages
+            "client_mean_survivors": float(meter.client[who].mean()),
             "total": elapsed,
             "server_stages": {k: float(v) for k, v in meter.server.items()},
             "client_stages_mean": {k: float(v) / clients for k, v in meter.client_stages.items()},
         },
+        dropped_by_stage={stage: tuple(ids) for stage, ids in by_stage.items()},
         bytes={
             "up_per_client": float(meter.up[who].mean()),
             "down_per_client": float(meter.down[who].mean()),

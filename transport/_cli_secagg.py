@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -89,8 +90,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _params(args: argparse.Namespace) -> int:
-    import math
-
     import secagg
 
     found = secagg.find_parameters(clients=args.clients, dropout=args.dropout, corrupt=args.corrupt,
@@ -98,7 +97,8 @@ def _params(args: argparse.Namespace) -> int:
                                    correctness_bits=args.correctness_bits)
 
     def log2(value: float) -> float | None:
-        return None if math.isnan(value) else value
+        # JSON has no infinities: -inf (the event is impossible) and NaN are printed as null
+        return value if math.isfinite(value) else None
 
     out = {
         "clients": found.clients,
@@ -114,7 +114,7 @@ def _params(args: argparse.Namespace) -> int:
         "log2_too_few_survivors": log2(found.log2_too_few_survivors),
     }
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
         return 0
     share = 100.0 * found.neighbours / max(1, found.clients - 1)
     print(f"neighbours K = {found.neighbours} ({share:.1f}% of the other clients"
@@ -159,16 +159,34 @@ def _run(args: argparse.Namespace) -> int:
         from transport._progress import ProgressBar
 
         progress = ProgressBar()
-    result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
-                             seed=args.seed, authenticated=args.authenticated, progress=progress)
+    try:
+        result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
+                                 seed=args.seed, authenticated=args.authenticated, progress=progress)
+    except secagg.RecoveryError as exc:
+        if progress is not None:
+            print(file=sys.stderr)  # end the progress bar's line
+        # the round could not finish: say why (each secret short of shares), not a traceback
+        print(f"blindsum simulate: error: the round could not finish: {exc}", file=sys.stderr)
+        return 1
     summary = result.to_dict()
     if args.dp is not None:
         summary["dp"] = _dp_summary(backend, result, args)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(_finite(summary), allow_nan=False))
     else:
         print(_table(summary))
     return 0
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no inf or NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _dp_summary(backend: Any, result: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -201,6 +219,8 @@ def _table(s: dict[str, Any]) -> str:
         ("dimension", s["dim"]),
         ("neighbours k / threshold t", f"{s['neighbours']} / {s['threshold']}"),
         ("dropped", f"{s['dropped']} ({s['survivors']} survivors)"),
+        ("stopped answering, by stage", ", ".join(f"{k} {v}" for k, v in s.get("dropped_by_stage", {}).items())
+         or "none"),
         ("max |error| of the sum", f"{s['max_abs_error']:.3g}"),
         ("server seconds", f"{sec['server']:.3f}"),
         ("client seconds (mean / max)", f"{sec['client_mean']:.4f} / {sec['client_max']:.4f}"),

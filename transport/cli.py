@@ -19,6 +19,7 @@ __all__ = ["main", "build_parser"]
 _GROUPS = (
     "transport._cli_secagg",
     "transport._cli_transport",
+    "transport._cli_bench",
     "dp.cli",
 )
 

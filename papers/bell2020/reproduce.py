@@ -105,6 +105,7 @@ def run_one(*, clients: int, dim: int, dropout: float, neighbours: int | str, th
         "neighbours": k, "threshold": res.threshold, "fraction_talked_to": k / (clients - 1),
         "dropped": len(res.dropped), "k_t_source": source if neighbours != "all" else "complete graph",
         "client_mean_s": res.seconds["client_mean"], "client_max_s": res.seconds["client_max"],
+        "client_survivor_s": res.seconds["client_mean_survivors"],
         "server_s": res.seconds["server"],
         "up_per_client": res.bytes["up_per_client"], "down_per_client": res.bytes["down_per_client"],
         "expansion": res.bytes["expansion"], "max_abs_error": res.max_abs_error,
@@ -128,7 +129,8 @@ def fit(rows: Sequence[dict[str, Any]], key: str) -> dict[str, float] | None:
 COLUMNS = [
     ("graph", "graph"), ("clients", "n"), ("dim", "d"), ("dropout", "dropout"),
     ("neighbours", "k"), ("threshold", "t"), ("fraction_talked_to", "k/(n-1)"),
-    ("client_mean_s", "client CPU s"), ("server_s", "server CPU s"),
+    ("client_mean_s", "client CPU s"), ("client_survivor_s", "surviving client CPU s"),
+    ("server_s", "server CPU s"),
     ("up_per_client", "up B/client"), ("down_per_client", "down B/client"),
     ("expansion", "expansion"), ("max_abs_error", "max abs error"), ("k_t_source", "k, t from"),
 ]

@@ -103,6 +103,7 @@ def run_one(*, clients: int, dim: int, dropout: float, seed: int, progress: bool
         "dropped": len(result.dropped), "survivors": len(result.survivors),
         "neighbours": result.neighbours, "threshold": result.threshold,
         "client_mean_s": sec["client_mean"], "client_max_s": sec["client_max"],
+        "client_survivor_s": sec["client_mean_survivors"],
         "server_s": sec["server"], "server_unmask_s": sec["server_stages"].get("unmask", 0.0),
         "clock": clock, "run_wall_s": wall, "process_cpu_s": cpu,
         "paper_client_s": PAPER_CLIENT_SECONDS.get(clients),
@@ -120,7 +121,8 @@ def run_one(*, clients: int, dim: int, dropout: float, seed: int, progress: bool
 
 COLUMNS = [
     ("clients", "n"), ("dim", "d"), ("dropout", "dropout"), ("dropped", "dropped"),
-    ("client_mean_s", "client s (ours)"), ("paper_client_s", "client s (paper)"),
+    ("client_mean_s", "client s (ours)"), ("client_survivor_s", "surviving client s (ours)"),
+    ("paper_client_s", "client s (paper)"),
     ("server_s", "server s (ours)"), ("paper_server_s", "server s (paper)"),
     ("expansion", "expansion (ours)"), ("keystream_gb", "server keystream GB"),
     ("keystream_bound_s", "keystream bound s"), ("server_over_bound", "server / bound"),

@@ -100,6 +100,21 @@ def flower_python(override: str | None) -> str:
     return path
 
 
+def flower_banner(python: str) -> dict[str, Any]:
+    """The hardware/software banner, with the flwr version of Flower's own venv.
+
+    flwr is never installed beside blindsum, so the banner's package list takes its
+    version from ``python`` (the one that runs Flower), not from this interpreter.
+    """
+    info = _common.banner()
+    version = subprocess.run([python, "-c", "import flwr; print(flwr.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    info["packages"]["flwr"] = version
+    info["flwr_python"] = python
+    info["flwr_version"] = version
+    return info
+
+
 def run_flower(python: str, case: Case, seed: int) -> dict[str, Any]:
     cmd = [python, "-m", "papers.flower_baseline._flower_runner", *case.flower_args(),
            "--seed", str(seed)]
@@ -160,10 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases: tuple[Case, ...] = QUICK if args.quick else FULL
     if args.only:
         cases = tuple(cases[i] for i in args.only)
-    info = _common.banner(("flwr",))
-    info["flwr_python"] = python
-    info["flwr_version"] = subprocess.run([python, "-c", "import flwr; print(flwr.__version__)"],
-                                          capture_output=True, text=True, check=True).stdout.strip()
+    info = flower_banner(python)
     print(_common.banner_text(info))
     print(f"# Flower {info['flwr_version']} from {python}; command: {command}")
     out = _common.out_dir(PAPER, args.out)

@@ -66,3 +66,41 @@ def test_flower_baseline_fails_loudly_without_its_venv(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 2
     assert "Flower's virtual environment is missing" in proc.stderr
+
+
+def test_flower_baseline_banner_names_flwr_from_its_own_venv(tmp_path: Path) -> None:
+    # A stand-in for .venv-flwr's Python: this interpreter with a fake flwr on its path.
+    (tmp_path / "flwr").mkdir()
+    (tmp_path / "flwr" / "__init__.py").write_text('__version__ = "9.8.7"\n')
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\nPYTHONPATH="{tmp_path}" exec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    from papers.flower_baseline import reproduce as flower
+
+    info = flower.flower_banner(str(fake))
+    assert info["packages"]["flwr"] == "9.8.7"  # not "not installed": blindsum's venv never has flwr
+    assert "flwr 9.8.7" in _common.banner_text(info)
+
+
+def test_abadi_states_hardware_and_writes_its_table(tmp_path: Path) -> None:
+    from papers.abadi2016 import reproduce as abadi
+
+    assert abadi.main(["--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["hardware_software"]["cpu"] and data["hardware_software"]["packages"]["numpy"]
+    rows = data["rows"]
+    assert len(rows) == 6
+    for r in rows:  # every published epsilon to its printed digits (classic RDP conversion)
+        assert abs(r["rdp_classic"] - r["published"]) < 0.006
+    assert "| 1.26 | 1.259 |" in (tmp_path / "results.md").read_text()
+
+
+def test_papers_readme_table_gives_figures_for_every_reproduction() -> None:
+    text = (REPO / "papers" / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| [")]
+    assert len(rows) >= 5
+    for line in rows:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        paper, what, ours, published, command = cells
+        assert ours and published and "see its README" not in ours + published, paper
+        assert "python" in command, paper

@@ -55,3 +55,36 @@ def test_simulate_refuses_impossible_requests(capsys):
     assert "even" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["simulate", "--clients", "10", "--dim", "5", "--dropout", "1.5"])
+
+
+def _strict_json(text):
+    """Parse as a strict JSON parser (jq, JavaScript) would: no Infinity or NaN."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_params_json_is_strict_json(capsys):
+    # n = 100, 5%/5%: k = 12 > the 10 bad clients, so the failure probabilities are exactly 0
+    assert main(["params", "--clients", "100", "--dropout", "0.05", "--corrupt", "0.05", "--json"]) == 0
+    out = _strict_json(capsys.readouterr().out)
+    assert (out["neighbours"], out["threshold"]) == (12, 6)
+    assert out["log2_disconnection"] is None  # impossible (log2 0 = -inf) is printed as null
+
+
+def test_simulate_round_that_cannot_finish_says_why(capsys):
+    # 10 of 20 clients drop but every secret needs 6 of its 7 shares: no traceback, a reason
+    code = main(["simulate", "--clients", "20", "--dim", "5", "--dropout", "0.5", "--neighbours", "6",
+                 "--threshold", "6", "--json"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "could not finish" in err and "shares" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("stage", "name"), [("share", "share_keys"), ("unmask", "unmask")])
+def test_simulate_reports_who_stopped_answering_at_each_stage(capsys, stage, name):
+    out = _run(capsys, "--clients", "20", "--dim", "10", "--dropout", "0.2", "--drop-stage", stage)
+    assert out["dropped_by_stage"] == {name: 4}
+    # dropouts at unmask leave their inputs in the sum: not "dropped", and the sum still exact
+    assert out["dropped"] == (0 if stage == "unmask" else 4)
+    assert out["dropped"] + out["survivors"] == 20

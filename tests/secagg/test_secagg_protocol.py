@@ -72,6 +72,15 @@ def test_simulate_reports_error_bytes_and_timings():
     assert (d["neighbours"], d["threshold"]) == (16, 6)
 
 
+def test_simulate_times_surviving_clients_apart():
+    # half the clients vanish at advertise: the all-client mean counts their near-zero work,
+    # the survivors' mean is the cost of a client that ran the whole round
+    out = secagg.simulate(clients=20, dim=20000, backend=secagg.SecAggPlusBackend(neighbours="all", threshold=10),
+                          dropouts=dict.fromkeys(range(10), "advertise"), seed=1)
+    assert len(out.survivors) == 10
+    assert out.seconds["client_mean_survivors"] > out.seconds["client_mean"] > 0
+
+
 def test_unrecoverable_round_says_which_secrets_lack_shares():
     server, clients, *_ = make_round(8, 3, k=2, t=2, seed=1)
     # with k = 2, a client whose two neighbours both vanish at unmask cannot be unmasked
