@@ -63,11 +63,8 @@ flower-tests: $(FLWR_STAMP)
 # Flower's baseline installs flwr into .venv-flwr first (FLWR_PYTHON overrides it);
 # `make papers PAPERS_SKIP_FLOWER=1` leaves it out.
 papers: $(PLOT_STAMP)
-	$(BIN)/python -m papers.bonawitz2017.reproduce --quick
-	$(BIN)/python -m papers.bell2020.reproduce --quick
-	@if [ -f papers/abadi2016/reproduce.py ]; then $(BIN)/python papers/abadi2016/reproduce.py; fi
-	@if [ -f papers/kairouz2021/reproduce.py ]; then $(BIN)/python papers/kairouz2021/reproduce.py --quick; fi
-	@if [ -z "$(PAPERS_SKIP_FLOWER)" ]; then $(MAKE) --no-print-directory flower-venv && $(BIN)/python -m papers.flower_baseline.reproduce --quick; fi
+	@if [ -z "$(PAPERS_SKIP_FLOWER)" ]; then $(MAKE) --no-print-directory flower-venv; fi
+	$(BIN)/blindsum bench --quick $(if $(PAPERS_SKIP_FLOWER),--skip-flower)
 
 test: lint typecheck unit flower-tests
 
