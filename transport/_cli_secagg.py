@@ -159,8 +159,11 @@ def _run(args: argparse.Namespace) -> int:
         from transport._progress import ProgressBar
 
         progress = ProgressBar()
-    result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
-                             seed=args.seed, authenticated=args.authenticated, progress=progress)
+    try:
+        result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
+                                 seed=args.seed, authenticated=args.authenticated, progress=progress)
+    except secagg.RecoveryError as exc:  # too many dropouts: the round fails, nothing is released
+        raise RuntimeError(f"the round failed: {exc}") from exc
     summary = result.to_dict()
     if args.dp is not None:
         summary["dp"] = _dp_summary(backend, result, args)

@@ -55,3 +55,20 @@ def test_simulate_refuses_impossible_requests(capsys):
     assert "even" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["simulate", "--clients", "10", "--dim", "5", "--dropout", "1.5"])
+
+
+@pytest.mark.parametrize("backend", ["secagg+", "ckks", "dp"])
+def test_simulate_reports_a_failed_round_as_a_named_error(capsys, backend):
+    # More dropouts than the threshold (SecAgg+) or min_contributors (CKKS) allows: the
+    # round fails and the command says why, with exit code 2 (not a traceback).
+    if backend == "ckks":
+        pytest.importorskip("tenseal")
+        argv = ["--backend", "ckks", "--clients", "3", "--dropout", "0.6"]
+    elif backend == "dp":
+        argv = ["--dp", "dgauss", "--clients", "10", "--dropout", "0.2", "--threshold", "9"]
+    else:
+        argv = ["--clients", "10", "--dropout", "0.3", "--neighbours", "all", "--threshold", "9"]
+    assert main(["simulate", *argv, "--dim", "10", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "blindsum simulate: error: the round failed" in captured.err
