@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import tempfile
 import weakref
 from typing import Any
@@ -35,6 +36,10 @@ from secagg._ckks_crypto import (
 from secagg._errors import ConfigurationError, Peer
 
 __all__ = ["require_sealapi", "generate_keys", "Engine"]
+
+# SEALHeader: uint16 magic 0xA15E, uint8 header size, uint8 x2 version, uint8 compression
+# mode, uint16 reserved, uint64 size of the whole serialised object (header included).
+_SEAL_HEADER = struct.Struct("<HBBBBHQ")
 
 
 def require_sealapi() -> Any:
@@ -160,7 +165,7 @@ class Engine:
         Raises:
             CKKSLengthMismatch: not the number of ciphertexts ``length`` needs.
             MalformedCKKSCiphertext: a chunk does not parse under this context
-                (corrupt, truncated, other parameters), or is not a fresh ciphertext
+                (corrupt, truncated, trailing bytes, other parameters), or is not a fresh ciphertext
                 at this context's level and scale.
         """
         expected = len(chunk_sizes(length, self.params.slots))
@@ -169,6 +174,15 @@ class Engine:
         return [self._load_one(data, peer, i) for i, data in enumerate(chunks)]
 
     def _load_one(self, data: bytes, peer: Peer, index: int) -> Any:
+        # SEAL's header (magic, header size, version, compression, reserved, total size)
+        # states the object's length; SEAL itself ignores whatever follows it.
+        if len(data) >= _SEAL_HEADER.size:
+            size = _SEAL_HEADER.unpack_from(data)[-1]
+            if size != len(data):
+                raise MalformedCKKSCiphertext(
+                    peer, f"{len(data)} bytes, but the ciphertext's header says {size}",
+                    chunk=index,
+                )
         try:
             ct = self._io.load(self._sa.Ciphertext(), data, self._ctx)
         except Exception as exc:  # SEAL header, zstd, or is_valid_for (parms_id, data range)

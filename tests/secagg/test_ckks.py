@@ -273,6 +273,7 @@ BAD_UPDATES = {
     "truncated": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (c[0][:-100], *c[1:]))),
     "garbage": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (*c[:2], b"\x00" * 999))),
     "empty chunk": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (b"", *c[1:]))),
+    "trailing bytes": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (c[0] + b"\x00" * 7, *c[1:]))),
     "header flipped": (
         secagg.MalformedCKKSCiphertext,
         _with_chunks(lambda c: (bytes([c[0][0] ^ 0xFF]) + c[0][1:], *c[1:])),
