@@ -208,6 +208,41 @@ class Engine:
             self._evaluator.add_inplace(a, c)
         return acc
 
+    def multiply_scalar(
+        self, ciphertexts: list[Any], factor: float, *, scale_bits: int = 0
+    ) -> list[Any]:
+        """Multiply ``ciphertexts`` in place by the plaintext scalar ``factor``; no secret
+        key is needed (the coordinator's public context can do it).
+
+        With ``scale_bits=0`` the factor must be an integer: it is encoded exactly at
+        scale 1, the ciphertexts keep the round's scale, and a key holder's
+        :meth:`load` accepts the result. A fractional factor is encoded at scale
+        ``2^scale_bits`` (relative precision about ``2^-scale_bits``); the result's scale
+        is then ``2^(params.scale_bits + scale_bits)``, which costs ``scale_bits`` bits of
+        headroom (the one-prime chain cannot rescale) and is no longer a fresh
+        ciphertext at the round's scale: decrypt it with :meth:`decrypt` directly.
+        ``|factor|`` times the largest slot must stay within the remaining headroom.
+
+        Raises:
+            ValueError: ``factor`` is not finite, or not an integer with
+                ``scale_bits=0``; ``scale_bits`` is negative or leaves no headroom.
+        """
+        factor = float(factor)
+        if not math.isfinite(factor):
+            raise ValueError(f"factor must be finite, got {factor}")
+        room = self.params.data_prime_bits - 2 - self.params.scale_bits
+        if not (isinstance(scale_bits, int) and 0 <= scale_bits < room):
+            raise ValueError(f"scale_bits must be an integer in 0..{room - 1} "
+                             f"(data_prime_bits - 2 - scale_bits - 1), got {scale_bits!r}")
+        if scale_bits == 0 and not factor.is_integer():
+            raise ValueError(f"factor must be an integer with scale_bits=0, got {factor}; "
+                             "give scale_bits > 0 for a fractional factor")
+        plain = self._sa.Plaintext()
+        self._encoder.encode(factor, float(2**scale_bits), plain)
+        for ct in ciphertexts:
+            self._evaluator.multiply_plain_inplace(ct, plain)
+        return ciphertexts
+
     def serialize(self, ciphertexts: list[Any]) -> tuple[bytes, ...]:
         return tuple(self._io.dump(c) for c in ciphertexts)
 
