@@ -40,6 +40,16 @@ class _RdpLedger:
     rounds: int = 0
 
 
+@dataclasses.dataclass
+class _SecAggSettings:
+    """The SecAgg+ settings an outer ``SecureAggregation`` runs the rounds with (``None``:
+    not wrapped, the complete graph and this wrapper's ``expected_dropout``)."""
+
+    neighbours: int | str | None = None
+    threshold: int | None = None
+    dropout: float | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class DistributedDP(StrategyWrapper):
     """Distributed DP: clients clip, round and noise their updates before SecAgg+.
@@ -88,6 +98,8 @@ class DistributedDP(StrategyWrapper):
     evaluation: str = "off"
     _ledger: _RdpLedger = dataclasses.field(default_factory=_RdpLedger, init=False, repr=False,
                                             compare=False)
+    _secagg: _SecAggSettings = dataclasses.field(default_factory=_SecAggSettings, init=False,
+                                                 repr=False, compare=False)
 
     def __post_init__(self) -> None:
         StrategyWrapper.__post_init__(self)
@@ -121,11 +133,15 @@ class DistributedDP(StrategyWrapper):
         """The distributed-DP SecAgg+ backend (``SecureAggregation`` passes its settings).
 
         A sparse graph (``neighbours`` below n - 1) is allowed but the accountant then
-        assumes only ``threshold`` survivors; the complete graph is the default.
+        assumes only ``threshold`` survivors; the complete graph is the default. Settings
+        passed here are remembered (:meth:`use_secure_aggregation`) so that the rounds are
+        accounted with the threshold they actually ran with.
 
         Raises:
             DPValueError: ``bits`` too small for the noise and the number of clients.
         """
+        if neighbours is not None or threshold is not None or dropout is not None:
+            self.use_secure_aggregation(neighbours=neighbours, threshold=threshold, dropout=dropout)
         backend = DistributedDPBackend(
             mechanism=self.mechanism, noise_multiplier=self.noise_multiplier, clip=self.clipping_norm,
             bits=self.bits, expected_dropout=self.expected_dropout if dropout is None else dropout,
@@ -141,6 +157,18 @@ class DistributedDP(StrategyWrapper):
             return self.secure_fit_backend(num_clients=num_clients)
         return StrategyWrapper.backend(self, server_round=server_round, num_clients=num_clients,
                                        purpose=purpose)
+
+    def use_secure_aggregation(self, *, neighbours: int | str | None, threshold: int | None,
+                               dropout: float | None) -> None:
+        """Account (and check the budget) with these SecAgg+ settings from now on.
+
+        ``SecureAggregation`` calls this when it wraps this strategy, and every round's
+        backend passes them again: a threshold below the expected survivors (an explicit
+        ``threshold`` or a sparse graph) lets the server release a sum of fewer, less
+        noisy inputs, and the accountant must assume that many.
+        """
+        self._secagg.neighbours, self._secagg.threshold = neighbours, threshold
+        self._secagg.dropout = dropout
 
     # -- accounting ----------------------------------------------------------------------
 
@@ -182,9 +210,12 @@ class DistributedDP(StrategyWrapper):
         self._ledger.total, self._ledger.rounds = total, rounds
 
     def round_rdp(self, *, num_clients: int, dim: int) -> np.ndarray:
-        """The RDP curve (at ``dp.DEFAULT_ORDERS``) of one round of ``num_clients``."""
-        _, cfg = self.secure_fit_backend(num_clients=num_clients).round_parameters(
-            num_clients=num_clients, dim=dim)
+        """The RDP curve (at ``dp.DEFAULT_ORDERS``) of one round of ``num_clients``, with
+        the SecAgg+ settings the rounds run with (those of an outer ``SecureAggregation``)."""
+        s = self._secagg
+        backend = self.secure_fit_backend(num_clients=num_clients, neighbours=s.neighbours,
+                                          threshold=s.threshold, dropout=s.dropout)
+        _, cfg = backend.round_parameters(num_clients=num_clients, dim=dim)
         return distributed_rdp(cfg, orders=np.array(DEFAULT_ORDERS))
 
     def _epsilon(self, rdp: np.ndarray) -> float:

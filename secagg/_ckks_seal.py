@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import tempfile
 import weakref
 from typing import Any
@@ -35,6 +36,10 @@ from secagg._ckks_crypto import (
 from secagg._errors import ConfigurationError, Peer
 
 __all__ = ["require_sealapi", "generate_keys", "Engine"]
+
+# SEALHeader: uint16 magic 0xA15E, uint8 header size, uint8 x2 version, uint8 compression
+# mode, uint16 reserved, uint64 size of the whole serialised object (header included).
+_SEAL_HEADER = struct.Struct("<HBBBBHQ")
 
 
 def require_sealapi() -> Any:
@@ -160,7 +165,7 @@ class Engine:
         Raises:
             CKKSLengthMismatch: not the number of ciphertexts ``length`` needs.
             MalformedCKKSCiphertext: a chunk does not parse under this context
-                (corrupt, truncated, other parameters), or is not a fresh ciphertext
+                (corrupt, truncated, trailing bytes, other parameters), or is not a fresh ciphertext
                 at this context's level and scale.
         """
         expected = len(chunk_sizes(length, self.params.slots))
@@ -169,6 +174,15 @@ class Engine:
         return [self._load_one(data, peer, i) for i, data in enumerate(chunks)]
 
     def _load_one(self, data: bytes, peer: Peer, index: int) -> Any:
+        # SEAL's header (magic, header size, version, compression, reserved, total size)
+        # states the object's length; SEAL itself ignores whatever follows it.
+        if len(data) >= _SEAL_HEADER.size:
+            size = _SEAL_HEADER.unpack_from(data)[-1]
+            if size != len(data):
+                raise MalformedCKKSCiphertext(
+                    peer, f"{len(data)} bytes, but the ciphertext's header says {size}",
+                    chunk=index,
+                )
         try:
             ct = self._io.load(self._sa.Ciphertext(), data, self._ctx)
         except Exception as exc:  # SEAL header, zstd, or is_valid_for (parms_id, data range)
@@ -193,6 +207,41 @@ class Engine:
         for a, c in zip(acc, ciphertexts, strict=True):
             self._evaluator.add_inplace(a, c)
         return acc
+
+    def multiply_scalar(
+        self, ciphertexts: list[Any], factor: float, *, scale_bits: int = 0
+    ) -> list[Any]:
+        """Multiply ``ciphertexts`` in place by the plaintext scalar ``factor``; no secret
+        key is needed (the coordinator's public context can do it).
+
+        With ``scale_bits=0`` the factor must be an integer: it is encoded exactly at
+        scale 1, the ciphertexts keep the round's scale, and a key holder's
+        :meth:`load` accepts the result. A fractional factor is encoded at scale
+        ``2^scale_bits`` (relative precision about ``2^-scale_bits``); the result's scale
+        is then ``2^(params.scale_bits + scale_bits)``, which costs ``scale_bits`` bits of
+        headroom (the one-prime chain cannot rescale) and is no longer a fresh
+        ciphertext at the round's scale: decrypt it with :meth:`decrypt` directly.
+        ``|factor|`` times the largest slot must stay within the remaining headroom.
+
+        Raises:
+            ValueError: ``factor`` is not finite, or not an integer with
+                ``scale_bits=0``; ``scale_bits`` is negative or leaves no headroom.
+        """
+        factor = float(factor)
+        if not math.isfinite(factor):
+            raise ValueError(f"factor must be finite, got {factor}")
+        room = self.params.data_prime_bits - 2 - self.params.scale_bits
+        if not (isinstance(scale_bits, int) and 0 <= scale_bits < room):
+            raise ValueError(f"scale_bits must be an integer in 0..{room - 1} "
+                             f"(data_prime_bits - 2 - scale_bits - 1), got {scale_bits!r}")
+        if scale_bits == 0 and not factor.is_integer():
+            raise ValueError(f"factor must be an integer with scale_bits=0, got {factor}; "
+                             "give scale_bits > 0 for a fractional factor")
+        plain = self._sa.Plaintext()
+        self._encoder.encode(factor, float(2**scale_bits), plain)
+        for ct in ciphertexts:
+            self._evaluator.multiply_plain_inplace(ct, plain)
+        return ciphertexts
 
     def serialize(self, ciphertexts: list[Any]) -> tuple[bytes, ...]:
         return tuple(self._io.dump(c) for c in ciphertexts)

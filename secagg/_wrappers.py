@@ -251,6 +251,11 @@ class SecureAggregation(StrategyWrapper):
             raise ConfigurationError(
                 f"threshold must be at least 2 (one share would be the secret), got {self.threshold}"
             )
+        tell = _find_hook(self.strategy, "use_secure_aggregation")
+        if tell is not None:  # distributed DP accounts with the threshold the rounds use
+            k = self.num_neighbours
+            tell(neighbours="all" if k is None else k, threshold=self.threshold,
+                 dropout=self.dropout_rate)
 
     def backend(
         self, *, server_round: int, num_clients: int, purpose: str = "fit"

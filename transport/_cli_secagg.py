@@ -162,12 +162,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = secagg.simulate(clients=args.clients, dim=args.dim, backend=backend, dropouts=schedule,
                                  seed=args.seed, authenticated=args.authenticated, progress=progress)
-    except secagg.RecoveryError as exc:
+    except secagg.RecoveryError as exc:  # too many dropouts: the round fails, nothing is released
         if progress is not None:
             print(file=sys.stderr)  # end the progress bar's line
-        # the round could not finish: say why (each secret short of shares), not a traceback
-        print(f"blindsum simulate: error: the round could not finish: {exc}", file=sys.stderr)
-        return 1
+        raise RuntimeError(f"the round failed: {exc}") from exc
     summary = result.to_dict()
     if args.dp is not None:
         summary["dp"] = _dp_summary(backend, result, args)

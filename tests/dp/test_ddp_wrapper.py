@@ -1,5 +1,7 @@
 """DistributedDP: the strategy wrapper whose clients add the noise under SecAgg+."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,29 @@ def test_refusals():
         dp.DistributedDP(dp.ClientSideFixedClipping(secagg.FedAvg(), noise_multiplier=1.0,
                                                     clipping_norm=1.0, num_clients=10),
                          noise_multiplier=1.0, clipping_norm=1.0, clients_per_round=10)
+
+
+@pytest.mark.parametrize("settings", [{"threshold": 5}, {"num_neighbours": 4}])
+def test_accounting_uses_the_threshold_of_the_outer_secure_aggregation(settings):
+    # A threshold below the expected survivors lets the server release a sum of fewer
+    # (less noisy) inputs: the wrapper must account for that many, as the backend does.
+    n = 20
+    inner = dp.DistributedDP(secagg.FedAvg(), noise_multiplier=1.0, clipping_norm=1.0,
+                             clients_per_round=n)
+    strategy = secagg.SecureAggregation(inner, dropout_rate=0.0, **settings)
+    _, cfg = strategy.backend(server_round=1, num_clients=n).round_parameters(num_clients=n, dim=5)
+    assert cfg.min_clients == 5
+    want, _ = dp.distributed_epsilon(cfg, delta=1e-5)
+    full, _ = dp.distributed_epsilon(dataclasses.replace(cfg, min_clients=n), delta=1e-5)
+    assert want > 2 * full
+    # the budget check before round 1 already knows the threshold
+    with pytest.raises(dp.BudgetExceededError):
+        secagg.SecureAggregation(
+            dp.DistributedDP(secagg.FedAvg(), noise_multiplier=1.0, clipping_norm=1.0,
+                             clients_per_round=n, epsilon_budget=(want + full) / 2),
+            dropout_rate=0.0, **settings,
+        ).configure_fit(1, [np.zeros(5)])
+    secagg.run_federated(strategy, {i: _Still() for i in range(n)}, [np.zeros(5)], rounds=1,
+                         rng=np.random.default_rng(3))
+    assert inner.rounds_accounted == 1
+    assert inner.epsilon == pytest.approx(want, rel=1e-9)

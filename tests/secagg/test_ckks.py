@@ -234,6 +234,29 @@ def test_public_context_cannot_decrypt(backend):
         Engine(backend.keys.public(), secret=True)
 
 
+def test_public_context_multiplies_by_plaintext_scalars(backend):
+    # The coordinator's context (public key only) scales ciphertexts; a key holder reads them.
+    x = np.random.default_rng(5).uniform(-1, 1, 3000)
+    holder = Engine(backend.keys, secret=True)
+    coordinator = Engine(backend.keys.public(), secret=False)
+    # an integer factor keeps the round's scale: the result passes the key holder's checks
+    tripled = coordinator.multiply_scalar(coordinator.load(holder.encrypt(x), 3000, peer=1), -3)
+    back = holder.load(coordinator.serialize(tripled), 3000, peer="server")
+    np.testing.assert_allclose(holder.decrypt(back, 3000), -3 * x, rtol=0, atol=1e-8)
+    # a fractional factor at scale 2^16: relative precision about 2^-16, less headroom
+    third = coordinator.multiply_scalar(coordinator.load(holder.encrypt(x), 3000, peer=1), 1 / 3,
+                                        scale_bits=16)
+    np.testing.assert_allclose(holder.decrypt(third, 3000), x / 3, rtol=0, atol=2e-5)
+    with pytest.raises(ValueError, match="integer"):
+        coordinator.multiply_scalar(tripled, 0.5)
+    with pytest.raises(ValueError, match="scale_bits"):
+        coordinator.multiply_scalar(tripled, 0.5, scale_bits=18)
+    with pytest.raises(ValueError, match="finite"):
+        coordinator.multiply_scalar(tripled, float("nan"))
+    with pytest.raises(ValueError, match="secret"):
+        coordinator.decrypt(tripled, 3000)
+
+
 # --- bad input: a named error with the client id, and the round goes on without it ----
 
 
@@ -273,6 +296,7 @@ BAD_UPDATES = {
     "truncated": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (c[0][:-100], *c[1:]))),
     "garbage": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (*c[:2], b"\x00" * 999))),
     "empty chunk": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (b"", *c[1:]))),
+    "trailing bytes": (secagg.MalformedCKKSCiphertext, _with_chunks(lambda c: (c[0] + b"\x00" * 7, *c[1:]))),
     "header flipped": (
         secagg.MalformedCKKSCiphertext,
         _with_chunks(lambda c: (bytes([c[0][0] ^ 0xFF]) + c[0][1:], *c[1:])),

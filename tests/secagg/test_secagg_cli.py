@@ -77,8 +77,8 @@ def test_simulate_round_that_cannot_finish_says_why(capsys):
     code = main(["simulate", "--clients", "20", "--dim", "5", "--dropout", "0.5", "--neighbours", "6",
                  "--threshold", "6", "--json"])
     err = capsys.readouterr().err
-    assert code == 1
-    assert "could not finish" in err and "shares" in err and "Traceback" not in err
+    assert code == 2
+    assert "the round failed" in err and "shares" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("stage", "name"), [("share", "share_keys"), ("unmask", "unmask")])
@@ -88,3 +88,20 @@ def test_simulate_reports_who_stopped_answering_at_each_stage(capsys, stage, nam
     # dropouts at unmask leave their inputs in the sum: not "dropped", and the sum still exact
     assert out["dropped"] == (0 if stage == "unmask" else 4)
     assert out["dropped"] + out["survivors"] == 20
+
+
+@pytest.mark.parametrize("backend", ["secagg+", "ckks", "dp"])
+def test_simulate_reports_a_failed_round_as_a_named_error(capsys, backend):
+    # More dropouts than the threshold (SecAgg+) or min_contributors (CKKS) allows: the
+    # round fails and the command says why, with exit code 2 (not a traceback).
+    if backend == "ckks":
+        pytest.importorskip("tenseal")
+        argv = ["--backend", "ckks", "--clients", "3", "--dropout", "0.6"]
+    elif backend == "dp":
+        argv = ["--dp", "dgauss", "--clients", "10", "--dropout", "0.2", "--threshold", "9"]
+    else:
+        argv = ["--clients", "10", "--dropout", "0.3", "--neighbours", "all", "--threshold", "9"]
+    assert main(["simulate", *argv, "--dim", "10", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "blindsum simulate: error: the round failed" in captured.err
