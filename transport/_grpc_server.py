@@ -115,7 +115,8 @@ class GrpcServer:
                  allow_insecure: bool = False) -> None:
         if tls is None and not is_loopback(address) and not allow_insecure:
             raise ConfigError(f"listening on {address} (beyond loopback) needs TLS: pass a "
-                              "certificate and key, or allow_insecure explicitly")
+                              "certificate and key (--tls-cert, --tls-key), or allow_insecure "
+                              "explicitly (--allow-insecure)")
         self.coordinator = coordinator
         self.address = address
         self._tls = tls

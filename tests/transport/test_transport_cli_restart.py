@@ -95,6 +95,7 @@ def test_coordinator_refuses_plaintext_beyond_loopback(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "needs TLS" in err
+    assert "--tls-cert, --tls-key" in err and "--allow-insecure" in err  # the flags to use
 
 
 def test_client_with_unknown_app_names_it() -> None:
