@@ -138,7 +138,8 @@ class GrpcServer:
             raise ConfigError(f"cannot listen on {self.address}")
         await server.start()
         self._server = server
-        log.info("coordinator listening on %s (%s)", self.address,
+        host = self.address.rpartition(":")[0]  # the bound port, also when asked for port 0
+        log.info("coordinator listening on %s:%d (%s)", host, self.port,
                  "TLS" if self._tls else "plaintext")
         return self.port
 

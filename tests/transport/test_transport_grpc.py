@@ -248,3 +248,19 @@ def test_client_runtime_stops_at_an_unregistered_id_and_says_why_it_gives_up() -
 
     gave_up = asyncio.run(nobody_listening())
     assert "gave up after 0.3 s (last: UNAVAILABLE" in gave_up.message
+
+
+def test_listening_log_names_the_bound_port(caplog: pytest.LogCaptureFixture) -> None:
+    async def start() -> int:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        server = transport.GrpcServer(coord, "127.0.0.1:0")
+        try:
+            return await server.start()
+        finally:
+            await server.stop(0)
+
+    with caplog.at_level("INFO", logger="blindsum.coordinator"):
+        port = asyncio.run(start())
+    assert port > 0
+    assert f"coordinator listening on 127.0.0.1:{port} (plaintext)" in caplog.text
