@@ -264,3 +264,25 @@ def test_listening_log_names_the_bound_port(caplog: pytest.LogCaptureFixture) ->
         port = asyncio.run(start())
     assert port > 0
     assert f"coordinator listening on 127.0.0.1:{port} (plaintext)" in caplog.text
+
+
+def test_a_tls_key_that_does_not_fit_the_certificate_is_named(pki: kit.Pki) -> None:
+    """gRPC itself says only 'Failed to bind to address', as if the port were taken."""
+
+    async def start(tls: transport.ServerTLS) -> None:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        server = transport.GrpcServer(coord, "127.0.0.1:0", tls=tls)
+        try:
+            await server.start()
+        finally:
+            await server.stop(0)
+
+    wrong_key = transport.ServerTLS(private_key=pki.client_key, certificate_chain=pki.server_cert)
+    with pytest.raises(transport.ConfigError, match="does not belong to the first certificate"):
+        asyncio.run(start(wrong_key))
+    not_a_key = transport.ServerTLS(private_key=pki.server_cert, certificate_chain=pki.server_cert)
+    with pytest.raises(transport.ConfigError, match="not an unencrypted PEM private key"):
+        asyncio.run(start(not_a_key))
+    assert transport.ServerTLS(private_key=pki.server_key,
+                               certificate_chain=pki.server_cert).problem() is None
