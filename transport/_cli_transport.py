@@ -133,7 +133,11 @@ def _ddp_arguments(p: argparse.ArgumentParser, *, coordinator: bool) -> None:
     p.add_argument("--ddp-mechanism", choices=("dgauss", "skellam"), default="dgauss",
                    help="secagg+ddp: discrete Gaussian or Skellam noise")
     p.add_argument("--ddp-bits", type=int, default=20, help="secagg+ddp: SecAgg+ modulus 2^bits")
-    if not coordinator:
+    if coordinator:
+        p.add_argument("--ddp-expected-dropout", type=float, default=None,
+                       help="secagg+ddp: fraction of clients expected to drop (sizes the "
+                            "threshold; must match the clients'); default: --dropout")
+    else:
         p.add_argument("--ddp-expected-dropout", type=float, default=0.0,
                        help="secagg+ddp: fraction of clients expected to drop (sizes the "
                             "threshold; must match the coordinator's)")
@@ -238,8 +242,9 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
     if neighbours not in (None, "all"):
         neighbours = int(neighbours)
     if args.backend == "secagg+ddp":
-        return _ddp_options(args, args.dropout) | {"neighbours": neighbours or "all",
-                                                   "threshold": args.threshold}
+        expected = args.dropout if args.ddp_expected_dropout is None else args.ddp_expected_dropout
+        return _ddp_options(args, expected) | {"neighbours": neighbours or "all",
+                                               "threshold": args.threshold}
     options = {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
                "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
     if args.identities:

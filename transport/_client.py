@@ -134,8 +134,9 @@ class ClientRuntime:
         """Connect, serve, reconnect; return when the coordinator says ``FINISHED``.
 
         Raises:
-            ConnectionLost: the credentials were rejected, or the coordinator stayed
-                unreachable for longer than ``backoff.give_up_after``.
+            ConnectionLost: the credentials were rejected or the id is not registered,
+                or the coordinator stayed unreachable for longer than
+                ``backoff.give_up_after`` (the message ends with the last failure).
         """
         attempt, failing_since = 0, time.monotonic()
         while True:
@@ -161,8 +162,10 @@ class ClientRuntime:
                     await link.close()
             limit = self._backoff.give_up_after
             if limit is not None and time.monotonic() - failing_since > limit:
+                last = self.summary.last_status
                 raise ConnectionLost(Code.UNAVAILABLE,
-                                     f"client {self.client_id}: gave up after {limit:g} s")
+                                     f"client {self.client_id}: gave up after {limit:g} s"
+                                     + (f" (last: {last})" if last else ""))
             await asyncio.sleep(self._backoff.delay(attempt, self._jitter))
             attempt += 1
 

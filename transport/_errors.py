@@ -64,5 +64,6 @@ class ConnectionLost(TransportError):
 
     @property
     def permanent(self) -> bool:
-        """True when reconnecting cannot help (bad credentials, wrong configuration)."""
-        return self.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED)
+        """True when reconnecting cannot help (bad credentials, an id the coordinator's
+        token table does not know, wrong configuration)."""
+        return self.code in (Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.NOT_FOUND)

@@ -48,6 +48,26 @@ class ServerTLS:
     certificate_chain: bytes
     client_ca: bytes | None = None
 
+    def problem(self) -> str | None:
+        """What is wrong with the key and certificate, if anything (gRPC only says that
+        it failed to bind the address)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        try:
+            key = serialization.load_pem_private_key(self.private_key, password=None)
+        except (ValueError, TypeError) as exc:
+            return f"the TLS private key is not an unencrypted PEM private key ({exc})"
+        try:
+            cert = x509.load_pem_x509_certificate(self.certificate_chain)
+        except ValueError as exc:
+            return f"the TLS certificate chain is not a PEM certificate ({exc})"
+        fmt = serialization.PublicFormat.SubjectPublicKeyInfo
+        der = serialization.Encoding.DER
+        if key.public_key().public_bytes(der, fmt) != cert.public_key().public_bytes(der, fmt):
+            return "the TLS private key does not belong to the first certificate of the chain"
+        return None
+
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
             [(self.private_key, self.certificate_chain)],
@@ -115,7 +135,8 @@ class GrpcServer:
                  allow_insecure: bool = False) -> None:
         if tls is None and not is_loopback(address) and not allow_insecure:
             raise ConfigError(f"listening on {address} (beyond loopback) needs TLS: pass a "
-                              "certificate and key, or allow_insecure explicitly")
+                              "certificate and key (--tls-cert, --tls-key), or allow_insecure "
+                              "explicitly (--allow-insecure)")
         self.coordinator = coordinator
         self.address = address
         self._tls = tls
@@ -132,12 +153,20 @@ class GrpcServer:
         if self._tls is None:
             self.port = server.add_insecure_port(self.address)
         else:
-            self.port = server.add_secure_port(self.address, self._tls.credentials())
+            try:
+                self.port = server.add_secure_port(self.address, self._tls.credentials())
+            except RuntimeError:
+                problem = self._tls.problem()
+                if problem is not None:
+                    raise ConfigError(f"cannot listen on {self.address} with TLS: "
+                                      f"{problem}") from None
+                raise
         if self.port == 0:
             raise ConfigError(f"cannot listen on {self.address}")
         await server.start()
         self._server = server
-        log.info("coordinator listening on %s (%s)", self.address,
+        host = self.address.rpartition(":")[0]  # the bound port, also when asked for port 0
+        log.info("coordinator listening on %s:%d (%s)", host, self.port,
                  "TLS" if self._tls else "plaintext")
         return self.port
 

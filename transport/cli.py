@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file named on the command line cannot be read or written
+        print(f"blindsum {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, RuntimeError) as exc:
         # Library errors subclass ValueError (bad configuration) or carry a clear message.
         print(f"blindsum {args.command}: error: {exc}", file=sys.stderr)

@@ -69,7 +69,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.kill_stage is None:
         args.kill_stage = "masked_input" if args.backend == "secagg+" else "collect"
+    left, needed = args.clients - max(args.kill, 0), min_clients(args)
+    if args.kill > 0 and args.kill_round <= args.rounds and left < needed:
+        # the killed processes never come back: the coordinator would wait for them forever
+        p.error(f"--kill {args.kill} of --clients {args.clients} leaves {left}, fewer than "
+                f"the {needed} a round needs")
     return args
+
+
+def min_clients(args: argparse.Namespace) -> int:
+    """The fewest clients ready for a round to go on."""
+    return min(3, args.clients_per_round)
 
 
 def make_backend(name: str, dropout: float) -> secagg.Backend:
@@ -119,7 +129,7 @@ async def federate(args: argparse.Namespace, state_dir: str) -> tuple[transport.
     strategy, params = app.server_app()
     config = transport.CoordinatorConfig(
         rounds=args.rounds, clients_per_round=args.clients_per_round,
-        min_clients=min(3, args.clients_per_round), over_selection=args.over_selection,
+        min_clients=min_clients(args), over_selection=args.over_selection,
         fit_deadline=args.fit_deadline, stage_deadline=args.stage_deadline,
         wait_for_clients=2.0, seed=args.seed)
     coord = transport.Coordinator(strategy=strategy, parameters=params,

@@ -95,6 +95,7 @@ def test_coordinator_refuses_plaintext_beyond_loopback(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "needs TLS" in err
+    assert "--tls-cert, --tls-key" in err and "--allow-insecure" in err  # the flags to use
 
 
 def test_client_with_unknown_app_names_it() -> None:
@@ -140,3 +141,18 @@ def test_commands_with_tls_and_tokens(tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.mark.parametrize("option", ["--tokens", "--state-dir"])
+def test_unreadable_files_are_an_error_not_a_traceback(
+        option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transport.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = tmp_path / "missing" if option == "--tokens" else blocker / "state"
+    code = main(["coordinator", "--app", f"{APP}:server_app", "--address",
+                 f"127.0.0.1:{free_port()}", "--rounds", "1", option, str(target)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("blindsum coordinator: error: ") and str(target.name) in err

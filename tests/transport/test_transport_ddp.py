@@ -104,3 +104,21 @@ def test_cli_runs_distributed_dp_rounds() -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_coordinator_takes_the_clients_ddp_expected_dropout_flag() -> None:
+    """The docs give both commands `--ddp-expected-dropout`; the coordinator's falls back
+    to `--dropout` (its older spelling for distributed DP)."""
+    from transport._cli_transport import _backend_options
+    from transport.cli import build_parser
+
+    common = ["coordinator", "--app", "x:y", "--backend", "secagg+ddp",
+              "--ddp-noise-multiplier", "1.0", "--ddp-clip", "1.0"]
+    parser = build_parser()
+    given = _backend_options(parser.parse_args([*common, "--ddp-expected-dropout", "0.2"]))
+    assert given["expected_dropout"] == 0.2
+    assert transport.resolve_backend("secagg+ddp", **given).expected_dropout == 0.2
+    assert _backend_options(parser.parse_args([*common, "--dropout", "0.3"]))["expected_dropout"] == 0.3
+    client = parser.parse_args(["client", "--app", "x:y", "--id", "1",
+                                "--ddp-expected-dropout", "0.2"])
+    assert client.ddp_expected_dropout == 0.2

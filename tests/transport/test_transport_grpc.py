@@ -203,3 +203,86 @@ def test_generated_stub_speaks_to_the_server() -> None:
 
     first = asyncio.run(hello())
     assert first.welcome.client_id == 5 and first.welcome.backend == "plain"
+
+
+def test_client_runtime_stops_at_an_unregistered_id_and_says_why_it_gives_up() -> None:
+    """An id the token table does not know is refused with NOT_FOUND; the runtime stops
+    there (retrying cannot help) instead of retrying until ``give_up_after`` and then
+    reporting only that it gave up. A runtime that does give up names the last failure."""
+
+    async def unregistered() -> tuple[transport.ConnectionLost, float]:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        coord.tokens = transport.TokenTable({0: "a" * 20})
+        harness = kit.GrpcHarness()
+        await harness.start(coord)
+        try:
+            rt = transport.ClientRuntime(
+                client_id=9, fit=kit.shift_fit(9, 0.0), connector=harness.connector(9, "z" * 20),
+                backoff=transport.Backoff(initial=0.05, maximum=0.1, give_up_after=5))
+            start = asyncio.get_running_loop().time()
+            with pytest.raises(transport.ConnectionLost) as info:
+                await rt.run()
+            return info.value, asyncio.get_running_loop().time() - start
+        finally:
+            await harness.stop()
+
+    err, seconds = asyncio.run(unregistered())
+    assert err.code is transport.Code.NOT_FOUND and "client id 9 is not registered" in err.message
+    assert seconds < 2
+
+    async def nobody_listening() -> transport.ConnectionLost:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        rt = transport.ClientRuntime(
+            client_id=1, fit=kit.shift_fit(1, 0.0),
+            connector=transport.GrpcConnector(f"127.0.0.1:{port}", client_id=1,
+                                              connect_timeout=0.2),
+            backoff=transport.Backoff(initial=0.05, maximum=0.1, give_up_after=0.3))
+        with pytest.raises(transport.ConnectionLost) as info:
+            await rt.run()
+        return info.value
+
+    gave_up = asyncio.run(nobody_listening())
+    assert "gave up after 0.3 s (last: UNAVAILABLE" in gave_up.message
+
+
+def test_listening_log_names_the_bound_port(caplog: pytest.LogCaptureFixture) -> None:
+    async def start() -> int:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        server = transport.GrpcServer(coord, "127.0.0.1:0")
+        try:
+            return await server.start()
+        finally:
+            await server.stop(0)
+
+    with caplog.at_level("INFO", logger="blindsum.coordinator"):
+        port = asyncio.run(start())
+    assert port > 0
+    assert f"coordinator listening on 127.0.0.1:{port} (plaintext)" in caplog.text
+
+
+def test_a_tls_key_that_does_not_fit_the_certificate_is_named(pki: kit.Pki) -> None:
+    """gRPC itself says only 'Failed to bind to address', as if the port were taken."""
+
+    async def start(tls: transport.ServerTLS) -> None:
+        coord = transport.Coordinator(strategy=kit.TinyAvg(), parameters=kit.initial_parameters(),
+                                      backend=secagg.PlainBackend(), config=kit.config())
+        server = transport.GrpcServer(coord, "127.0.0.1:0", tls=tls)
+        try:
+            await server.start()
+        finally:
+            await server.stop(0)
+
+    wrong_key = transport.ServerTLS(private_key=pki.client_key, certificate_chain=pki.server_cert)
+    with pytest.raises(transport.ConfigError, match="does not belong to the first certificate"):
+        asyncio.run(start(wrong_key))
+    not_a_key = transport.ServerTLS(private_key=pki.server_cert, certificate_chain=pki.server_cert)
+    with pytest.raises(transport.ConfigError, match="not an unencrypted PEM private key"):
+        asyncio.run(start(not_a_key))
+    assert transport.ServerTLS(private_key=pki.server_key,
+                               certificate_chain=pki.server_cert).problem() is None
