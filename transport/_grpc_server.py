@@ -40,6 +40,25 @@ SERVER_OPTIONS = [
 ]
 
 
+class _PeerCancellationFilter(logging.Filter):
+    """Drops grpc.aio's ERROR record for a Join stream that was cancelled.
+
+    When a client goes away mid-stream (killed, or closing its channel as the run ends)
+    or the server stops with streams open, grpc.aio cancels the handler's task and then
+    logs "Exception not handled by _handle_exceptions in servicer method" with the
+    CancelledError's traceback: noise, not an error of ours (the stream's end is already
+    recorded by ``Coordinator.detach``). Any other exception is still logged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, asyncio.CancelledError)
+                    and "_handle_exceptions" in str(record.msg))
+
+
+_CANCELLATION_FILTER = _PeerCancellationFilter()
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ServerTLS:
     """PEM bytes: the server's key and certificate chain; ``client_ca`` turns on mTLS."""
@@ -146,6 +165,7 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Bind and start serving; returns the bound port."""
+        logging.getLogger("grpc._cython.cygrpc").addFilter(_CANCELLATION_FILTER)  # idempotent
         server = grpc.aio.server(options=SERVER_OPTIONS, maximum_concurrent_rpcs=None)
         handler = grpc.stream_stream_rpc_method_handler(self._join)
         server.add_generic_rpc_handlers(
