@@ -52,8 +52,11 @@ def test_impossible_requests() -> None:
             dp.calibrate_noise(target_epsilon=1.0, delta=1e-5, sample_rate=q, steps=10)
     with pytest.raises(dp.DPValueError, match="delta"):
         dp.calibrate_noise(target_epsilon=1.0, delta=0.0, sample_rate=0.1, steps=10)
-    with pytest.raises(dp.DPValueError, match="population_size"):
-        dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5, sampling="fixed")
+    # fixed-size sampling without a population samples the fraction exactly (issue 3's CLI)
+    assert dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5,
+                      sampling="fixed") == dp.account(noise_multiplier=1.0, sample_rate=0.1,
+                                                      steps=10, delta=1e-5, sampling="fixed",
+                                                      population_size=100)
     with pytest.raises(dp.UnsupportedEventError):
         dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5,
                    sampling="fixed", population_size=100, accountant="pld")
