@@ -15,6 +15,7 @@ multiplier is relative to the replace-one sensitivity).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,7 +199,9 @@ def calibrate_noise(
 
     hi = 1.0
     if accountant == "pld":  # the RDP answer is a valid (looser) starting point
-        hi = _bisect(lambda z: eps_of(z, "rdp"), target, 1.0, 1e-3)[0]
+        # if RDP's floor (its largest order) is above the target, PLD may still reach it
+        with contextlib.suppress(CalibrationError):
+            hi = _bisect(lambda z: eps_of(z, "rdp"), target, 1.0, 1e-3)[0]
     hi, eps_hi = _bisect(eps_of, target, hi, rtol)
     return Calibration(noise_multiplier=hi, epsilon=eps_hi, delta=delta, accountant=accountant)
 
