@@ -8,15 +8,18 @@
 
 A round is ``PoissonSampled`` (``sampling="poisson"``, each record kept with probability
 ``sample_rate``) or ``SampledWithoutReplacement`` (``sampling="fixed"``:
-``round(sample_rate * population_size)`` of ``population_size`` records, substitution
-adjacency, so the noise multiplier is relative to the replace-one sensitivity).
+``round(sample_rate * population_size)`` of ``population_size`` records, or the fraction
+``sample_rate`` exactly when no population is given; substitution adjacency, so the noise
+multiplier is relative to the replace-one sensitivity).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,8 +92,10 @@ def round_event(
 ) -> DPEvent:
     """The DP event of one round; raises DPValueError on bad arguments.
 
-    ``sampling="fixed"`` needs ``population_size``; the sample size is
-    ``round(sample_rate * population_size)`` and must be >= 1.
+    ``sampling="fixed"`` with ``population_size``: the sample size is
+    ``round(sample_rate * population_size)`` and must be >= 1. Without it, the round
+    samples the fraction ``sample_rate`` exactly: the Wang-Balle-Kasiviswanathan bound
+    depends only on the ratio, so the event uses the smallest ``m / N`` equal to it.
     """
     q = _check_rate(sample_rate)
     _check_choice("sampling", sampling, SAMPLINGS)
@@ -100,13 +105,22 @@ def round_event(
     if sampling == "poisson":
         return PoissonSampled(rate=q, event=gauss)
     if population_size is None:
-        raise DPValueError("population_size (--population) is required when sampling is 'fixed'")
+        m, n = _exact_ratio(q)
+        return SampledWithoutReplacement(population_size=n, sample_size=m, event=gauss)
     m = round(q * population_size)
     if m < 1:
         raise DPValueError(
             f"sample_rate * population_size must round to >= 1, got {q * population_size!r}"
         )
     return SampledWithoutReplacement(population_size=population_size, sample_size=m, event=gauss)
+
+
+def _exact_ratio(q: float) -> tuple[int, int]:
+    """``(m, N)`` with ``m / N == q`` in float64, the smallest denominator up to 1e12."""
+    frac = Fraction(q).limit_denominator(10**12)
+    if frac.numerator / frac.denominator != q:
+        frac = Fraction(q)  # exact: a power-of-two denominator
+    return frac.numerator, frac.denominator
 
 
 def make_accountant(accountant: str) -> PrivacyAccountant:
@@ -185,7 +199,9 @@ def calibrate_noise(
 
     hi = 1.0
     if accountant == "pld":  # the RDP answer is a valid (looser) starting point
-        hi = _bisect(lambda z: eps_of(z, "rdp"), target, 1.0, 1e-3)[0]
+        # if RDP's floor (its largest order) is above the target, PLD may still reach it
+        with contextlib.suppress(CalibrationError):
+            hi = _bisect(lambda z: eps_of(z, "rdp"), target, 1.0, 1e-3)[0]
     hi, eps_hi = _bisect(eps_of, target, hi, rtol)
     return Calibration(noise_multiplier=hi, epsilon=eps_hi, delta=delta, accountant=accountant)
 

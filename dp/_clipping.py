@@ -336,6 +336,8 @@ def _as_arrays(update: Update) -> tuple[np.ndarray, ...]:
         if not np.all(np.isfinite(arr)):
             raise DPValueError(f"update[{i}] must be finite (no NaN or inf)")
         out.append(arr)
+    if all(a.size == 0 for a in out):
+        raise DPValueError("update must hold at least one value, got only empty arrays")
     return tuple(out)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache, singledispatch
 
 import numpy as np
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 from dp._accountant import PrivacyAccountant, check_delta, check_epsilon
 from dp._errors import DPValueError, UnsupportedEventError
 from dp._events import Composed, DPEvent, Gaussian, Laplace, PoissonSampled, SelfComposed
-from dp._pld_build import DiscretePld, gaussian_pld_pair
+from dp._pld_build import _TAIL_SIGMAS, DiscretePld, gaussian_pld_pair
 from dp._pld_laplace import laplace_pld_pair
 
 __all__ = ["PldAccountant", "ComposedPld", "compose_plds", "pld_items", "TAIL_BOUND", "MIN_DELTA"]
@@ -33,13 +34,39 @@ MIN_DELTA = 1e-12  # below this, float64 FFT rounding is not negligible
 _LAMBDAS = np.geomspace(1e-2, 1e3, 24)
 _ROWS = 8  # blocks per small matrix product in _log_mgfs
 _LOG_ZERO = -760.0  # exp(-760) underflows to 0 in float64 (smallest subnormal e^-744.4)
+_MAX_STEP_LOSS = 700.0  # one event's PLD is built with e^{loss}: keep it finite
 _MAX_FFT = 1 << 25  # 32M points: 0.5 GiB of complex spectrum
 Item = tuple[DiscretePld, DiscretePld, int]  # (remove, add, count)
 
 
 @lru_cache(maxsize=64)
 def _gaussian_pair(q: float, z: float, interval: float) -> tuple[DiscretePld, DiscretePld]:
-    return gaussian_pld_pair(sampling_rate=q, noise_multiplier=z, interval=interval)
+    msg = (f"noise_multiplier {z!r} is too small for the PLD accountant (one step's privacy "
+           f"loss exceeds {_MAX_STEP_LOSS:g} nats); use the RDP accountant")
+    if math.log(q) + (1.0 + 2.0 * _TAIL_SIGMAS * z) / (2.0 * z * z) > _MAX_STEP_LOSS:
+        raise DPValueError(msg)  # about the top loss: e^{loss} would overflow
+    with np.errstate(over="ignore", invalid="ignore"):
+        r, a = gaussian_pld_pair(sampling_rate=q, noise_multiplier=z, interval=interval)
+    if not (np.all(np.isfinite(r.pmf)) and np.all(np.isfinite(a.pmf))):
+        raise DPValueError(msg)
+    if q == 1.0:
+        r, a = replace(r, gaussian_noise=z), replace(a, gaussian_noise=z)
+    return r, a
+
+
+def _merge_gaussians(items: Sequence[Item]) -> list[Item]:
+    """Unsampled Gaussians compose exactly into one (``1/z^2`` adds up): one PLD for them
+    all, so at sampling rate 1 the result is the closed form's, up to one discretisation
+    (composing discretised steps by FFT could fall a little below it at small delta)."""
+    gauss = [(r, c) for r, _, c in items if r.gaussian_noise is not None]
+    if not gauss or (len(gauss) == 1 and gauss[0][1] == 1):
+        return list(items)
+    inv_var = sum(c / r.gaussian_noise**2 for r, c in gauss if r.gaussian_noise is not None)
+    z, interval = 1.0 / math.sqrt(inv_var), gauss[0][0].interval
+    if (1.0 + 2.0 * _TAIL_SIGMAS * z) / (2.0 * z * z) > _MAX_STEP_LOSS:
+        return list(items)  # one PLD could not hold that loss: compose the steps by FFT
+    r, a = _gaussian_pair(1.0, z, interval)
+    return [it for it in items if it[0].gaussian_noise is None] + [(r, a, 1)]
 
 
 @lru_cache(maxsize=64)
@@ -157,6 +184,12 @@ class ComposedPld:
             self.pmf, self.infinity_mass = np.ones(1), 0.0
             return
         self.interval = plds[0][0].interval
+        if len(plds) == 1 and plds[0][1] == 1:
+            # one event once (a single step): nothing to convolve, and an FFT round trip
+            # would only add rounding that can pull a tiny delta below the exact one
+            p = plds[0][0]
+            self.offset, self.pmf, self.infinity_mass = p.offset, p.pmf.copy(), p.infinity_mass
+            return
         lo, hi = _window(plds)
         # A power of two, not the next 5-smooth length: |f|^c multiplies the transform's
         # relative rounding error by c, and the resulting floor (a few 1e-16 per point for
@@ -208,17 +241,30 @@ class ComposedPld:
         b = np.concatenate([np.cumsum((ps * np.exp(-ls))[::-1])[::-1], [0.0]])
         if min(1.0, float(a[0] - b[0])) <= delta:  # delta(0): every atom above 0
             return 0.0
-        # delta at ls[j] uses atoms j+1.. : a[j+1] - e^{ls[j]} b[j+1]
-        d_grid = a[1:] - np.exp(ls) * b[1:]
+        # delta at ls[j] uses atoms j+1.. : a[j+1] - e^{ls[j]} b[j+1] >= (1 - e^-h) a[j+1],
+        # so no grid point before j0 can meet delta. From j0 on, the e^{-loss} sums are
+        # taken relative to ls[j0]: with losses above ~700 nats e^{-loss} underflows and
+        # e^{loss} overflows, which used to report about 709.8 whatever the true epsilon.
+        j0 = int(np.argmax(a[1:] * -math.expm1(-self.interval) <= delta))
+        ref = float(ls[j0])
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            w = np.zeros(ls.size)
+            w[j0:] = ps[j0:] * np.exp(ref - ls[j0:])
+            b = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])  # relative to e^{-ref}
+            inner = np.exp(ls[j0:] - ref) * b[j0 + 1:]
+        inner = np.where(np.isfinite(inner), inner, 0.0)  # 0: a pessimistic (larger) delta
+        d_grid = np.full(ls.size, np.inf)
+        d_grid[j0:] = a[j0 + 1:] - inner
         j = int(np.argmax(d_grid <= delta))  # first grid point meeting delta
         # epsilon in (ls[j-1], ls[j]]: atoms >= j are above: delta = a[j] - e^eps b[j]
-        eps = math.log((a[j] - delta) / b[j]) if b[j] > 0 else float(ls[j])
+        eps = ref + math.log((a[j] - delta) / b[j]) if b[j] > 0 else float(ls[j])
         lower = float(ls[j - 1]) if j > 0 else 0.0
         return float(min(max(eps, lower), ls[j]))
 
 
 def compose_plds(items: Sequence[Item]) -> tuple[ComposedPld, ComposedPld]:
     """Compose ``(remove, add, count)`` items: the remove and the add direction."""
+    items = _merge_gaussians(items)
     return (
         ComposedPld([(r, c) for r, _, c in items]),
         ComposedPld([(a, c) for _, a, c in items]),

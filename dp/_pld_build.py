@@ -62,12 +62,17 @@ def _masses_from_tail(t: Floats, tail: Floats) -> Floats:
 
 @dataclass(frozen=True, slots=True)
 class DiscretePld:
-    """Privacy loss ``(offset + i) * interval`` has probability ``pmf[i]``; plus ``+inf``."""
+    """Privacy loss ``(offset + i) * interval`` has probability ``pmf[i]``; plus ``+inf``.
+
+    ``gaussian_noise`` is set when this is the plain (unsampled) Gaussian mechanism of that
+    noise multiplier: compositions of those are one Gaussian, so they can merge exactly.
+    """
 
     interval: float
     offset: int
     pmf: Floats
     infinity_mass: float
+    gaussian_noise: float | None = None
 
     @property
     def losses(self) -> Floats:

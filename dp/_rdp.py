@@ -41,6 +41,7 @@ from dp._rdp_bounds import (
     rdp_poisson_generic,
     rdp_skellam,
     rdp_without_replacement,
+    rdp_without_replacement_gaussian,
 )
 from dp._rdp_gaussian import rdp_poisson_gaussian
 
@@ -115,6 +116,10 @@ def _(event: SampledWithoutReplacement, orders: Floats) -> Floats:
     inner = event.event
     if not isinstance(inner, _BASES):
         raise UnsupportedEventError(event, "rdp", "only a base mechanism can be sampled")
+    if isinstance(inner, Gaussian):
+        return rdp_without_replacement_gaussian(
+            sampling_rate=event.rate, noise_multiplier=inner.noise_multiplier, orders=orders
+        )
     eps_inf = float(rdp_of(inner, np.array([np.inf]))[0])
     return rdp_without_replacement(
         sampling_rate=event.rate, base_rdp=lambda a: rdp_of(inner, a),

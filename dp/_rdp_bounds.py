@@ -5,7 +5,8 @@
   Skellam (Agarwal, Kairouz, Liu 2021, Thm. 3.5).
 * Poisson subsampling of any mechanism: Zhu and Wang (2019, Thm. 6) for integer orders.
 * Sampling without replacement (substitution adjacency): Wang, Balle and
-  Kasiviswanathan (2019, Thm. 9 and 27) for integer orders.
+  Kasiviswanathan (2019, Thm. 9 and 27) for integer orders; Theorem 27's forward
+  differences for the Gaussian (:func:`rdp_without_replacement_gaussian`).
 
 Fractional orders interpolate the cumulant ``(a - 1) eps(a)`` linearly between the
 neighbouring integers: the true cumulant is convex in ``a``, so the chord of two upper
@@ -32,6 +33,7 @@ __all__ = [
     "rdp_gaussian",
     "rdp_poisson_generic",
     "rdp_without_replacement",
+    "rdp_without_replacement_gaussian",
 ]
 
 Floats = NDArray[np.float64]
@@ -154,6 +156,85 @@ def rdp_without_replacement(
             js = np.arange(3, alpha + 1, dtype=np.float64)
             lt = log_binom(float(alpha), js) + js * math.log(g) + (js - 1) * base_rdp(js) + log_min2(js)
             terms.extend(lt.tolist())
+        return float(np.logaddexp(0.0, _logsumexp(np.array(terms))))
+
+    return _interpolate(orders, cumulant)
+
+
+_WOR_MAX_DIFF_ORDER = 256  # forward differences up to this order (as dp_accounting)
+_WOR_MAX_GRID = 400_000  # quadrature points; beyond this only Theorem 9's term is used
+
+
+def _log_even_forward_diffs(noise_multiplier: float, max_order: int) -> Floats:
+    """``log Delta^{2m} f(0)`` for ``m = 0 .. max_order // 2``, ``f(x) = e^{x(x-1)/(2 z^2)}``
+    (``e^{(x - 1) eps(x)}`` of the Gaussian, WBK 2019 Thm. 27).
+
+    ``f(x) = E[L^x]`` for the likelihood ratio ``L = e^{Y - s^2/2}``, ``Y ~ N(0, s^2)``,
+    ``s = 1/z``, so the forward difference is the central moment ``E[(L - 1)^{2m}]``: a
+    positive integrand, computed by
+    the trapezoid rule in log space (no cancellation, unlike the alternating binomial sum).
+    Returns an array of ``+inf`` (no bound) when the grid would be too large.
+    """
+    s = 1.0 / noise_multiplier
+    ms = np.arange(max_order // 2 + 1, dtype=np.float64)
+    m_max = float(ms[-1])
+    h = s / 16.0
+    lo = -(40.0 + math.sqrt(2.0 * m_max)) * s
+    hi = max(s * math.sqrt(2.0 * m_max), 2.0 * m_max * s * s) + 40.0 * s
+    n = int(math.ceil((hi - lo) / h)) + 1
+    if n > _WOR_MAX_GRID:
+        return np.full(ms.size, np.inf)
+    y = lo + h * np.arange(n)
+    x = y - 0.5 * s * s
+    big = np.maximum(x, 30.0)  # log(e^x - 1) without overflow where x > 30
+    with np.errstate(divide="ignore"):  # |L - 1| = 0 at one point
+        log_abs = np.where(x > 30.0, big + np.log1p(-np.exp(-big)),
+                           np.log(np.abs(np.expm1(np.minimum(x, 30.0)))))
+    log_abs = np.maximum(log_abs, -1e300)  # a finite stand-in for log 0
+    log_phi = -0.5 * (y / s) ** 2
+    out = np.empty(ms.size)
+    for chunk in range(0, ms.size, 32):
+        mm = ms[chunk:chunk + 32]
+        v = 2.0 * mm[:, None] * log_abs[None, :] + log_phi[None, :]
+        top = np.max(v, axis=1)
+        out[chunk:chunk + 32] = top + np.log(np.sum(np.exp(v - top[:, None]), axis=1))
+    # normalisation, plus a 1e-9 relative margin for the quadrature's rounding
+    return np.asarray(out + math.log(h / (s * math.sqrt(2.0 * math.pi))) + 1e-9)
+
+
+def rdp_without_replacement_gaussian(
+    *, sampling_rate: float, noise_multiplier: float, orders: Floats
+) -> Floats:
+    """WBK (2019, Thm. 27) for the Gaussian sampled without replacement (integer orders,
+    interpolated), as dp_accounting: the ``j >= 3`` terms of Theorem 9 become
+    ``min(4 sqrt(Delta^{2 floor(j/2)} Delta^{2 ceil(j/2)}), 2 e^{(j - 1) eps(j)})``, which
+    vanish as the noise grows (Theorem 9's ``2 e^{(j-1) eps(j)}`` alone does not).
+    Orders above 256 keep Theorem 9's term, as dp_accounting does.
+    """
+    g, z = sampling_rate, noise_multiplier
+    a_all = np.asarray(orders, dtype=np.float64)
+    if g >= 1.0:
+        return rdp_gaussian(noise_multiplier=z, orders=a_all)
+    fin = a_all[np.isfinite(a_all)]
+    top = int(math.ceil(float(np.max(fin)))) if fin.size else 2
+    log_d = _log_even_forward_diffs(z, min(top + 1, _WOR_MAX_DIFF_ORDER))
+    e2 = 1.0 / z**2  # eps(2) of the Gaussian
+    log_t2_inner = min(math.log(4.0) + math.log(math.expm1(e2)), e2 + math.log(2.0))
+
+    def cumulant(alpha: int) -> float:
+        terms = [2 * math.log(g) + math.log(alpha * (alpha - 1) / 2) + log_t2_inner]
+        if alpha >= 3:
+            js = np.arange(3, alpha + 1)
+            jf = js.astype(np.float64)
+            theorem9 = math.log(2.0) + (jf - 1) * jf / (2.0 * z * z)
+            s = theorem9
+            small = js <= _WOR_MAX_DIFF_ORDER
+            if np.any(small):
+                jj = js[small]
+                diff = math.log(4.0) + 0.5 * (log_d[jj // 2] + log_d[(jj + 1) // 2])
+                s = s.copy()
+                s[small] = np.minimum(diff, theorem9[small])
+            terms.extend((log_binom(float(alpha), jf) + jf * math.log(g) + s).tolist())
         return float(np.logaddexp(0.0, _logsumexp(np.array(terms))))
 
     return _interpolate(orders, cumulant)

@@ -4,8 +4,8 @@ The work is done by :mod:`dp._calibrate`; matplotlib (the ``plot`` extra) is imp
 only when ``plan --output`` asks for a figure.
 
 ``--sampling fixed`` means a fixed number of records (or clients) per round, drawn
-without replacement: pass ``--population N``; the per-round sample size is
-``round(sample_rate * N)``. Its accounting uses substitution adjacency (Wang, Balle,
+without replacement: the fraction ``sample_rate`` of the population (the bound depends
+only on that ratio), or ``round(sample_rate * N)`` of ``--population N``. Its accounting uses substitution adjacency (Wang, Balle,
 Kasiviswanathan 2019), so ``--noise-multiplier`` is relative to the replace-one
 sensitivity, and only the RDP accountant supports it.
 """
@@ -22,8 +22,8 @@ __all__ = ["register"]
 
 _Z_HELP = "noise standard deviation / L2 sensitivity (the clip norm)"
 _EPILOG = (
-    "--sampling fixed: round(Q * N) of N records (or clients) per round, drawn without "
-    "replacement (pass --population N). It is accounted under substitution adjacency "
+    "--sampling fixed: a fixed fraction Q of the records (or clients) per round, drawn "
+    "without replacement (with --population N: round(Q * N) of N). It is accounted under substitution adjacency "
     "(Wang, Balle, Kasiviswanathan 2019), so Z is relative to the replace-one sensitivity "
     "(twice the clip norm for a clipped sum), and only the RDP accountant supports it."
 )
@@ -38,7 +38,8 @@ def _common(p: argparse.ArgumentParser, *, steps: bool = True) -> None:
     p.add_argument("--sampling", choices=("poisson", "fixed"), default="poisson",
                    help="poisson (default) or fixed-size sampling without replacement")
     p.add_argument("--population", type=int, default=None, metavar="N",
-                   help="population size, required with --sampling fixed")
+                   help="population size for --sampling fixed (optional: without it the "
+                        "fraction Q is sampled exactly)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -65,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-multiplier", type=float, required=True, metavar="Z",
                    help=_Z_HELP)
     _common(p, steps=False)
-    p.add_argument("--rounds", type=int, required=True, metavar="T", help="last round to show")
+    p.add_argument("--rounds", "--steps", dest="rounds", type=int, required=True, metavar="T",
+                   help="last round to show (--steps is the same, as in account/calibrate)")
     p.add_argument("--points", type=int, default=10, metavar="K",
                    help="rows in the table (PLD is computed at these round counts)")
     p.add_argument("--target-epsilon", type=float, default=None, metavar="E",

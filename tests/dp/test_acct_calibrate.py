@@ -52,8 +52,11 @@ def test_impossible_requests() -> None:
             dp.calibrate_noise(target_epsilon=1.0, delta=1e-5, sample_rate=q, steps=10)
     with pytest.raises(dp.DPValueError, match="delta"):
         dp.calibrate_noise(target_epsilon=1.0, delta=0.0, sample_rate=0.1, steps=10)
-    with pytest.raises(dp.DPValueError, match="population_size"):
-        dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5, sampling="fixed")
+    # fixed-size sampling without a population samples the fraction exactly (issue 3's CLI)
+    assert dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5,
+                      sampling="fixed") == dp.account(noise_multiplier=1.0, sample_rate=0.1,
+                                                      steps=10, delta=1e-5, sampling="fixed",
+                                                      population_size=100)
     with pytest.raises(dp.UnsupportedEventError):
         dp.account(noise_multiplier=1.0, sample_rate=0.1, steps=10, delta=1e-5,
                    sampling="fixed", population_size=100, accountant="pld")
@@ -79,3 +82,14 @@ def test_max_rounds_is_the_last_round_within_budget() -> None:
     assert e[0] <= 2.0 < e[1]
     assert dp.max_rounds(target_epsilon=1e-3, **kw) == 0
     assert dp.max_rounds(target_epsilon=1e3, limit=500, **kw) == 500
+
+
+def test_pld_calibration_does_not_stop_at_the_rdp_floor() -> None:
+    """RDP cannot go below about 0.0147 at delta 1e-10 (its largest order is 1024), PLD can:
+    the PLD calibration used to raise 'unreachable' quoting RDP's epsilon."""
+    c = dp.calibrate_noise(target_epsilon=1e-3, delta=1e-10, sample_rate=1.0, steps=1,
+                           accountant="pld")
+    assert c.epsilon <= 1e-3 and c.noise_multiplier < 1e5
+    slightly_less = dp.account(noise_multiplier=c.noise_multiplier * (1 - 1e-3), sample_rate=1.0,
+                               steps=1, delta=1e-10, accountant="pld")
+    assert slightly_less.epsilon > 1e-3

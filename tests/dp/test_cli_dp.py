@@ -62,8 +62,6 @@ def test_calibrate_json(capsys: pytest.CaptureFixture[str]) -> None:
         (["dp", "calibrate", "--target-epsilon", "0", "--sample-rate", "0.1", "--steps", "3",
           "--delta", "1e-5"], "target_epsilon"),
         (["dp", "account", "--noise-multiplier", "1", "--sample-rate", "0.1", "--steps", "3",
-          "--delta", "1e-5", "--sampling", "fixed"], "--population"),
-        (["dp", "account", "--noise-multiplier", "1", "--sample-rate", "0.1", "--steps", "3",
           "--delta", "1e-5", "--sampling", "fixed", "--population", "100",
           "--accountant", "pld"], "does not support"),
     ],
@@ -101,3 +99,19 @@ def test_plan_plot(capsys: pytest.CaptureFixture[str], tmp_path, monkeypatch) ->
         return
     assert main(argv) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fixed_sampling_as_the_issue_spells_it_needs_no_population(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 3: ``--sampling fixed`` with only ``--sample-rate Q``: the fraction Q exactly."""
+    out = _json(capsys, ["dp", "account", "--noise-multiplier", "1.0", "--sample-rate", "0.01",
+                         "--steps", "100", "--delta", "1e-5", "--sampling", "fixed", "--json"])
+    want = dp.RdpAccountant().compose(dp.SampledWithoutReplacement(
+        population_size=1000, sample_size=10, event=dp.Gaussian(noise_multiplier=1.0)), 100)
+    assert out["epsilon"] == pytest.approx(want.get_epsilon(1e-5), rel=1e-12)
+    cal = _json(capsys, ["dp", "calibrate", "--target-epsilon", "2", "--sample-rate", "0.01",
+                         "--steps", "100", "--delta", "1e-5", "--sampling", "fixed", "--json"])
+    assert 0 < cal["epsilon"] <= 2.0
+    assert main(["dp", "plan", "--noise-multiplier", "1", "--sample-rate", "0.01",
+                 "--delta", "1e-5", "--steps", "20", "--points", "3", "--sampling", "fixed"]) == 0

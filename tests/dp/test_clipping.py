@@ -86,6 +86,7 @@ def test_clip_of_huge_values_does_not_overflow() -> None:
     ("update", "match"),
     [
         ([], "empty"),
+        ([np.array([]), np.zeros((0, 3))], "empty arrays"),  # issue 3: empty updates
         (np.ones(3), "sequence"),
         ([np.array([1.0, np.nan])], r"update\[0\].*finite"),
         ([np.ones(2), np.array([np.inf])], r"update\[1\].*finite"),
