@@ -4,15 +4,30 @@ Each secret comes with the shares the server received (sorted points, field elem
 ``check`` that says whether a candidate secret is the right one (a commitment or a
 public key). Secrets whose first ``t`` holders are the same points are reconstructed
 together with one set of Lagrange coefficients. A secret that fails its check is
-retried on other subsets of its shares; once a subset passes, the shares that lie
-off its polynomial are reported as bad.
+retried on other subsets of its shares: first the ``t`` holders not yet caught sending
+a bad share, then every subset (when there are few) or random ones (from the OS
+entropy, so a coalition cannot predict which will be tried).
+
+What the check proves and what it does not: a subset that passes proves the
+*secret*, not that its shares are honest. Bad shares can cancel out at 0 (two
+colluders adding offsets ``d_a, d_b`` with ``l_a d_a + l_b d_b = 0`` for the Lagrange
+weights ``l`` of the subset) and still pass. So the polynomial of a passing subset
+is trusted to name culprits only when it agrees with at least ``t`` more of the
+``n`` received shares than it disagrees with: a wrong polynomial of degree ``t - 1``
+meets the honest shares in at most ``t - 1`` points, so no coalition of ``e`` with
+``2 e <= n - t + 1`` can frame an honest holder, and every coalition with
+``2 e <= n - t`` is named. Past that bound the verified secret is still used (the
+sum stays exact) but nobody is named. Shares that are not among those used are not
+checked when the first ``t`` already pass.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -23,25 +38,45 @@ __all__ = ["recover_secrets", "SecretKey"]
 
 SecretKey = tuple[int, str]  # (owner, "self_mask" | "mask_key")
 
-_RETRIES = 64
+_RETRIES = 256
+_EXHAUSTIVE = 4096  # try every t-subset when there are at most this many
 
 
 Shares = tuple[np.ndarray, np.ndarray]  # (points sorted ascending, (count, LIMBS) field elements)
 
 
-def _robust(key: SecretKey, shares: Shares, t: int, check: Callable[[bytes], bool]) -> tuple[bytes, list[int]]:
+def _subsets(n: int, t: int, first: np.ndarray | None) -> Iterator[np.ndarray]:
+    if first is not None:
+        yield first
+    if math.comb(n, t) <= _EXHAUSTIVE:
+        yield from (np.array(c) for c in itertools.combinations(range(n), t))
+        return
+    rng = np.random.default_rng()  # fresh OS entropy: a coalition cannot aim at the tries
+    for _ in range(_RETRIES):
+        yield np.sort(rng.choice(n, t, replace=False))
+
+
+def _robust(key: SecretKey, shares: Shares, t: int, check: Callable[[bytes], bool],
+            suspects: frozenset[int] = frozenset()) -> tuple[bytes, list[int]]:
+    """The verified secret and the points of the shares proven bad (see the module notes)."""
     points, ys = shares
-    rng = np.random.default_rng(len(points))  # which subsets to try is not secret
-    for _ in range(_RETRIES if len(points) > t else 0):
-        pick = np.sort(rng.choice(len(points), t, replace=False))
+    n = len(points)
+    clean = np.flatnonzero(~np.isin(points, list(suspects)))
+    first = clean[:t] if len(clean) >= t and len(clean) < n else None
+    verified: bytes | None = None
+    for pick in _subsets(n, t, first):
         secret = _shamir.limbs_to_secret(_shamir.reconstruct(points[pick], ys[pick]))
-        if secret is None or not check(secret):
+        if secret is None or (secret != verified and not check(secret)):
             continue
-        rest = np.setdiff1d(np.arange(len(points)), pick)
+        verified = secret
+        rest = np.setdiff1d(np.arange(n), pick)
         predicted = _predict(points[pick], ys[pick], points[rest])
-        bad = [int(points[r]) for r, row in zip(rest, predicted, strict=True) if np.any(row != ys[r])]
-        return secret, bad
-    raise RecoveryError(f"shares of {key} are inconsistent and no {t} of the {len(points)} "
+        off = [int(points[r]) for r, row in zip(rest, predicted, strict=True) if np.any(row != ys[r])]
+        if (n - len(off)) - len(off) >= t:  # a margin no wrong polynomial can reach (see above)
+            return secret, off
+    if verified is not None:
+        return verified, []  # the secret is proven; who lied is not
+    raise RecoveryError(f"shares of {key} are inconsistent and no {t} of the {n} "
                         "received ones reconstruct a verified secret", {})
 
 
@@ -84,7 +119,8 @@ def recover_secrets(
             if secret is not None and check(*key, secret):
                 secrets[key] = secret
                 continue
-            fixed, wrong = _robust(key, shares[key], threshold, functools.partial(check, *key))
+            fixed, wrong = _robust(key, shares[key], threshold, functools.partial(check, *key),
+                                   frozenset(p for p, _ in bad))
             secrets[key] = fixed
             bad.extend((p, key) for p in wrong)
     return secrets, bad
