@@ -73,10 +73,13 @@ class RecoveryError(SecAggError):
     """The server cannot finish the round; ``missing`` says which secrets lack shares.
 
     ``missing`` maps ``(owner_id, kind)`` with ``kind`` in ``{"self_mask", "mask_key"}``
-    to ``(shares_received, threshold)``.
+    to ``(shares_received, threshold)``. ``suspects`` are clients the evidence points
+    at (a client whose shares all agree with one another but not with its own
+    commitment or public key dealt them falsely); exclude them from the next round.
     """
 
-    def __init__(self, reason: str, missing: dict[tuple[int, str], tuple[int, int]]) -> None:
+    def __init__(self, reason: str, missing: dict[tuple[int, str], tuple[int, int]],
+                 suspects: tuple[int, ...] = ()) -> None:
         detail = ", ".join(
             f"client {owner} {kind}: {have}/{need} shares" for (owner, kind), (have, need) in
             sorted(missing.items())
@@ -84,3 +87,4 @@ class RecoveryError(SecAggError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.missing = missing
+        self.suspects = suspects

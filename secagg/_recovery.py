@@ -19,6 +19,14 @@ meets the honest shares in at most ``t - 1`` points, so no coalition of ``e`` wi
 ``2 e <= n - t`` is named. Past that bound the verified secret is still used (the
 sum stays exact) but nobody is named. Shares that are not among those used are not
 checked when the first ``t`` already pass.
+
+A secret no subset verifies fails the round (an unverified secret could make the sum
+wrong). When more than ``t`` shares were received and all lie on one polynomial, the
+owner is named in :attr:`RecoveryError.suspects`: its shares are consistent, its
+commitment (or advertised key) is not. This is a limit of the protocol, not only of
+this code: one client that commits to a seed other than the one it shares, or deals
+shares of a key other than the one it advertised, can make a round fail; the error
+names it so the caller can leave it out of the next round.
 """
 
 from __future__ import annotations
@@ -76,6 +84,13 @@ def _robust(key: SecretKey, shares: Shares, t: int, check: Callable[[bytes], boo
             return secret, off
     if verified is not None:
         return verified, []  # the secret is proven; who lied is not
+    owner, kind = key
+    if n > t and np.array_equal(_predict(points[:t], ys[:t], points[t:]), ys[t:] % _shamir.PRIME):
+        # every share lies on one polynomial: forging that takes n - t + 1 colluding holders,
+        # while the owner alone decides what it commits to (or advertises) and deals
+        what = "commitment" if kind == "self_mask" else "advertised public key"
+        raise RecoveryError(f"client {owner}'s {n} {kind} shares agree with one another but not with "
+                            f"its {what}: client {owner} dealt or committed falsely", {}, suspects=(owner,))
     raise RecoveryError(f"shares of {key} are inconsistent and no {t} of the {n} "
                         "received ones reconstruct a verified secret", {})
 

@@ -212,6 +212,7 @@ class SecAggPlusServer:
         try:
             self._closers[closing]()
         except RecoveryError as exc:
+            self.faults.extend(RemoteProtocolError(s, exc.reason) for s in exc.suspects)
             self.failure = exc
             self._stage = ServerStage.FAILED
             self._outbox = {}

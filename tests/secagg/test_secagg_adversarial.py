@@ -1,9 +1,14 @@
 """Adversarial checks of the SecAgg+ core: colluding share forgers, fuzzed decoders, secrets in reprs."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from roundkit import make_round, run
 
+import secagg
 from secagg import _shamir
 from secagg._recovery import _predict, recover_secrets
 
@@ -60,3 +65,21 @@ def test_forgers_never_frame_honest_holders_and_are_named_within_the_bound(data)
     first_passes = _shamir.limbs_to_secret(_shamir.reconstruct(xs[:t], ys[:t])) == SECRET
     if 2 * e <= n - t and not first_passes:  # (when the first t pass, the rest go unchecked)
         assert named == [int(xs[i]) for i in bad]
+
+
+def test_a_client_committing_to_another_seed_is_named_when_the_round_fails():
+    server, clients, *_ = make_round(6, 3, t=3, seed=2)
+    for cid, msg in sorted(server.next_messages().items()):  # advertise
+        server.receive(cid, clients[cid].receive(msg))
+    for cid, msg in sorted(server.next_messages().items()):  # share keys; client 4 lies
+        reply = clients[cid].receive(msg)
+        if cid == 4:
+            reply = dataclasses.replace(reply, self_mask_commitment=bytes(32))
+        server.receive(cid, reply)
+    run(server, clients)
+    assert server.stage == "failed"
+    assert server.failure.suspects == (4,)
+    assert "client 4" in str(server.failure) and "commit" in str(server.failure)
+    assert [f.peer for f in server.faults] == [4]
+    with pytest.raises(secagg.RecoveryError):
+        server.result()
