@@ -3,8 +3,34 @@
 Threat model: the server may be honest-but-curious or actively malicious; other
 clients may collude with it. A client only ever reveals, for each peer, either that
 peer's self-mask share (the peer survived) or its mask-key share (it dropped), never
-both, and answers the unmask request once; so the server cannot strip both masks of
-any survivor. Requests that break the protocol's rules are refused.
+both, and answers the unmask request once (a retry or a second request gets
+:class:`~secagg.LocalProtocolError`); so no single client's answers let the server
+strip both masks of a survivor. Requests that break the protocol's rules are refused.
+
+What one client cannot check, and so what the guarantees rest on:
+
+- Equivocation. Each client answers for itself, so a malicious server can tell some
+  of a survivor's neighbours that it survived and others that it dropped, and
+  collect ``t`` shares of each kind. Unauthenticated rounds are therefore secure
+  against an honest-but-curious server only. Authenticated rounds (``identities``)
+  add the consistency check: a client answers only if ``t - 1`` of its neighbours
+  signed the same survivor set. Each client signs one set, so the server would need
+  two disjoint groups of ``t`` among a survivor's ``k + 1`` holders (colluding holders
+  count in both): it stops equivocation when ``2 t - (k + 1)`` exceeds the number of
+  colluding neighbours. :func:`~secagg.find_parameters` with
+  ``threat="semi-malicious"`` chooses such a ``t``; the default ``"semi-honest"``
+  does not promise it (n = 100, 10% dropout, 5% corrupt: k = 16, t = 6).
+- The round's parameters and graph. ``threshold``, ``neighbours`` and the neighbour
+  list come from the server; the client checks only that they are consistent
+  (``2 <= t``, ``t - 1 <= its neighbours <= k``, distinct keys, signed keys in
+  authenticated rounds). A malicious server can hand one client a weaker
+  configuration (a low ``t`` and few neighbours) or neighbours that collude with it.
+  Bell et al. assume the graph is sampled honestly; bound the server's choices out
+  of band when it is not trusted to do so.
+- Its own inputs: the protocol hides inputs, it does not validate them. A client may
+  send any masked vector (within the modulus), and one that commits to a seed other
+  than the one it shares can make the round fail (it is named, see
+  :mod:`secagg._recovery`).
 """
 
 from __future__ import annotations

@@ -44,7 +44,10 @@ class SecAggPlusBackend:
             band. When given, the round is authenticated: advertised keys are signed and
             checked by every neighbour, and a consistency check before unmasking stops a
             server from telling clients different stories about who dropped (the
-            semi-malicious model of Bell et al. 2020).
+            semi-malicious model of Bell et al. 2020) provided ``t`` is large enough:
+            use ``threat="semi-malicious"`` with identities (the default
+            ``"semi-honest"`` threshold can be too low to stop equivocation; see
+            :mod:`secagg._client` for what a client cannot check).
         encoding: ``"quantize"`` (clients clip and quantise float vectors) or ``"words"``
             (clients hand in unsigned integers already encoded modulo ``2^modulus_bits``,
             for example by distributed DP; the sum wraps and is decoded above).
