@@ -50,10 +50,11 @@ from secagg._errors import InvalidCiphertext, LocalProtocolError, RemoteProtocol
 from secagg._quantize import Quantizer, word_dtype
 from secagg._stages import CLIENT_EXPECTS, ClientStage, next_client_stage
 
-__all__ = ["SecAggPlusClient", "self_mask_commitment", "share_point"]
+__all__ = ["SecAggPlusClient", "self_mask_commitment", "share_point", "MAX_CLIENT_ID"]
 
 _IDS = struct.Struct("<qq")
 SERVER = "server"
+MAX_CLIENT_ID = _shamir.PRIME - 2  # its share point, id + 1, must be a nonzero field element
 
 
 def share_point(client_id: int) -> int:
@@ -92,6 +93,8 @@ class SecAggPlusClient:
     ) -> None:
         if (identity is None) != (peer_identities is None):
             raise ValueError("identity and peer_identities must be given together")
+        if not 0 <= client_id <= MAX_CLIENT_ID:
+            raise ValueError(f"client_id must be in 0..{MAX_CLIENT_ID} (Shamir share points), got {client_id}")
         self.client_id = client_id
         if (vector is None) == (words is None):
             raise ValueError("give exactly one of vector (floats) and words (encoded integers)")
@@ -173,6 +176,8 @@ class SecAggPlusClient:
         peers = msg.peers()
         if self.client_id in peers:
             raise self._refuse("it is listed as its own neighbour")
+        if max(peers, default=0) > MAX_CLIENT_ID:
+            raise self._refuse(f"neighbour id {max(peers)} is above the largest client id {MAX_CLIENT_ID}")
         if not cfg.threshold - 1 <= len(peers) <= cfg.neighbours:
             raise self._refuse(f"{len(peers)} neighbours, need {cfg.threshold - 1}..{cfg.neighbours}")
         own = {self._enc.public_bytes, self._mask.public_bytes}

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from secagg import _crypto, _shamir
 from secagg import _messages as m
 from secagg._backend import AggregateResult
-from secagg._client import self_mask_commitment
+from secagg._client import MAX_CLIENT_ID, self_mask_commitment
 from secagg._errors import (
     InvalidShare,
     LocalProtocolError,
@@ -46,8 +46,8 @@ class SecAggPlusServer:
 
     def __init__(self, *, config: m.RoundConfig, client_ids: tuple[int, ...], rng: np.random.Generator,
                  identities: Mapping[int, bytes] | None = None) -> None:
-        if len(set(client_ids)) != len(client_ids) or any(c < 0 for c in client_ids):
-            raise ValueError("client_ids must be distinct non-negative integers")
+        if len(set(client_ids)) != len(client_ids) or any(not 0 <= c <= MAX_CLIENT_ID for c in client_ids):
+            raise ValueError(f"client_ids must be distinct integers in 0..{MAX_CLIENT_ID} (Shamir share points)")
         if len(client_ids) != config.num_clients:
             raise ValueError(f"config.num_clients is {config.num_clients} but {len(client_ids)} client ids were given")
         if config.authenticated and identities is None:

@@ -49,7 +49,7 @@ from transport._store import Checkpoint, Store
 __all__ = ["Coordinator", "CoordinatorConfig", "Peer"]
 
 log = logging.getLogger("blindsum.coordinator")
-MAX_CLIENT_ID = 1 << 31
+MAX_CLIENT_ID = (1 << 31) - 2  # exclusive; secagg's largest id is 2^31 - 3 (share point id + 1 < 2^31 - 1)
 
 
 class Peer(Protocol):

@@ -83,3 +83,22 @@ def test_a_client_committing_to_another_seed_is_named_when_the_round_fails():
     assert [f.peer for f in server.faults] == [4]
     with pytest.raises(secagg.RecoveryError):
         server.result()
+
+
+def test_client_ids_outside_the_share_field_are_refused_not_a_crash():
+    server, clients, *_ = make_round(4, 3, t=2)
+    for cid, msg in sorted(server.next_messages().items()):
+        server.receive(cid, clients[cid].receive(msg))
+    req = server.next_messages()[0]
+    ids = req.neighbour_ids.copy()
+    ids[-1] = _shamir.PRIME - 1  # its share point would be p itself, i.e. 0: the secret
+    with pytest.raises(secagg.RemoteProtocolError, match="largest client id") as info:
+        clients[0].receive(dataclasses.replace(req, neighbour_ids=ids))
+    assert info.value.peer == "server" and clients[0].stage is secagg.ClientStage.ERROR
+    backend = secagg.SecAggPlusBackend(neighbours="all", threshold=2)
+    with pytest.raises(ValueError, match="client_ids"):
+        backend.server_session(round_id=1, client_ids=(0, 1, _shamir.PRIME - 1), dim=3,
+                               rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="client_id"):
+        backend.client_session(client_id=_shamir.PRIME - 1, vector=np.zeros(3), weight=1,
+                               rng=np.random.default_rng(0))
