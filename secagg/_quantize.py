@@ -56,6 +56,9 @@ class Quantizer:
         if self.max_weight < 1:
             raise ConfigurationError(f"max_weight must be >= 1, got {self.max_weight}")
         word_dtype(self.modulus_bits)
+        if not math.isfinite(self.clip * self.scale):
+            raise QuantizationOverflowError(f"clip {self.clip} times scale {self.scale} overflows a float: "
+                                            "lower scale or clip")
         worst = self.num_clients * self.max_weight * (math.floor(self.clip * self.scale) + 1)
         if worst >= 1 << (self.modulus_bits - 1):
             raise QuantizationOverflowError(

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from roundkit import make_round, run
 
 import secagg
+from secagg import _messages as m
 from secagg import _shamir
 from secagg._recovery import _predict, recover_secrets
 
@@ -102,3 +103,14 @@ def test_client_ids_outside_the_share_field_are_refused_not_a_crash():
     with pytest.raises(ValueError, match="client_id"):
         backend.client_session(client_id=_shamir.PRIME - 1, vector=np.zeros(3), weight=1,
                                rng=np.random.default_rng(0))
+
+
+def test_a_config_whose_clip_times_scale_overflows_is_refused_by_the_client():
+    config = m.RoundConfig(round_id=1, num_clients=2, neighbours=1, threshold=2, dim=2, clip=1e300,
+                           scale=1e300, modulus_bits=64, max_weight=1)
+    with pytest.raises(secagg.QuantizationOverflowError, match="overflows"):
+        secagg.Quantizer(num_clients=2, clip=1e300, scale=1e300, modulus_bits=64)
+    client = secagg.SecAggPlusClient(client_id=0, vector=np.zeros(2), weight=1, rng=np.random.default_rng(0))
+    with pytest.raises(secagg.RemoteProtocolError, match="overflows") as info:
+        client.receive(m.AdvertiseRequest(config=config))
+    assert info.value.peer == "server"
