@@ -109,6 +109,9 @@ class SecAggPlusClient:
         self._survivor_set: np.ndarray | None = None
         self._enc, self._mask = keys if keys is not None else (_crypto.KeyPair.generate(),
                                                                _crypto.KeyPair.generate())
+        if self_mask_seed is not None and len(self_mask_seed) != _crypto.SEED_BYTES:
+            raise ValueError(f"self_mask_seed must be {_crypto.SEED_BYTES} bytes (full strength), "
+                             f"got {len(self_mask_seed)}")
         self._seed = self_mask_seed if self_mask_seed is not None else os.urandom(_crypto.SEED_BYTES)
         self.stage = ClientStage.AWAIT_ADVERTISE
         self.config: m.RoundConfig | None = None

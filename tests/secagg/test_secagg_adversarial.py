@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from roundkit import make_round, run
+from roundkit import make_round, run, step
 
 import secagg
 from secagg import _messages as m
@@ -114,3 +114,63 @@ def test_a_config_whose_clip_times_scale_overflows_is_refused_by_the_client():
     with pytest.raises(secagg.RemoteProtocolError, match="overflows") as info:
         client.receive(m.AdvertiseRequest(config=config))
     assert info.value.peer == "server"
+
+
+def _sample_encodings() -> list[bytes]:
+    server, clients, *_ = make_round(4, 2, t=2, authenticated=True)
+    out = []
+    while not server.done:
+        for cid, msg in sorted(server.next_messages().items()):
+            reply = clients[cid].receive(msg)
+            out += [secagg.encode(msg), secagg.encode(reply)]
+            server.receive(cid, reply)
+    return out
+
+
+_SAMPLES = _sample_encodings()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_SAMPLES), st.lists(st.tuples(st.integers(0, 10**6), st.binary(min_size=1, max_size=9)),
+                                           max_size=3), st.integers(0, 10**6))
+def test_decoding_mutated_messages_raises_only_decode_error(raw, patches, cut):
+    data = bytearray(raw)
+    for pos, chunk in patches:  # overwrite a few bytes anywhere (lengths, shapes, dtypes, counts)
+        pos %= len(data)
+        data[pos:pos + len(chunk)] = chunk
+    data = data[: max(4, len(data) - cut % 16)] if cut % 3 == 0 else data
+    try:
+        secagg.decode(bytes(data), peer=5)
+    except secagg.DecodeError as exc:
+        assert exc.peer == 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 255), st.binary(max_size=300))
+def test_decoding_arbitrary_bodies_raises_only_decode_error(tag, body):
+    try:
+        secagg.decode(b"BS" + bytes((1, tag)) + body, peer="server")
+    except secagg.DecodeError as exc:
+        assert exc.peer == "server"
+
+
+def test_a_short_self_mask_seed_is_refused_at_construction():
+    with pytest.raises(ValueError, match="32 bytes"):
+        secagg.SecAggPlusClient(client_id=0, vector=np.zeros(2), weight=1, rng=np.random.default_rng(0),
+                                self_mask_seed=bytes(16))
+
+
+def test_no_secret_in_the_text_of_clients_keys_or_refusals():
+    server, clients, *_ = make_round(4, 2, t=2)
+    step(server, clients, until="unmask")
+    client = clients[0]
+    secrets = [client._seed, client._mask.private_bytes(), client._enc.private_bytes(), *client._box_keys.values()]
+    req = server.next_messages()[0]
+    texts = [repr(client), str(client), repr(client._mask), repr(client._enc), repr(server), repr(req)]
+    try:
+        client.receive(dataclasses.replace(req, dropped=req.survivors[:1].copy()))
+    except secagg.RemoteProtocolError as exc:
+        texts += [str(exc), repr(exc)]
+    for text in texts:
+        for secret in secrets:
+            assert secret.hex()[:16] not in text and repr(secret)[2:20] not in text
