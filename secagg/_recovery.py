@@ -18,7 +18,11 @@ meets the honest shares in at most ``t - 1`` points, so no coalition of ``e`` wi
 ``2 e <= n - t + 1`` can frame an honest holder, and every coalition with
 ``2 e <= n - t`` is named. Past that bound the verified secret is still used (the
 sum stays exact) but nobody is named. Shares that are not among those used are not
-checked when the first ``t`` already pass.
+checked when the first ``t`` already pass. The search itself is complete only when
+every subset is tried (at most 4096 of them); beyond that, until a first culprit is
+named, 256 random subsets may all hold a bad share when many are bad (``e`` of ``n``
+with ``((n - e) choose t) / (n choose t)`` small) and the round fails although a
+clean subset exists.
 
 A secret no subset verifies fails the round (an unverified secret could make the sum
 wrong). When more than ``t`` shares were received and all lie on one polynomial, the
