@@ -298,6 +298,8 @@ class SecAggPlusClient:
             dtype = word_dtype(cfg.modulus_bits)
             if cfg.modulus_bits < 64 and self._words.size and int(self._words.max()) >> cfg.modulus_bits:
                 raise self._refuse(f"words do not fit in {cfg.modulus_bits} bits")
+            if self._weight >> cfg.modulus_bits:
+                raise self._refuse(f"weight {self._weight} does not fit in {cfg.modulus_bits} bits")
             return np.append(self._words.astype(dtype), dtype.type(self._weight))
         try:
             quantizer = Quantizer(num_clients=cfg.num_clients, clip=cfg.clip, scale=cfg.scale,

@@ -174,3 +174,12 @@ def test_no_secret_in_the_text_of_clients_keys_or_refusals():
     for text in texts:
         for secret in secrets:
             assert secret.hex()[:16] not in text and repr(secret)[2:20] not in text
+
+
+def test_words_round_whose_weight_does_not_fit_the_modulus_is_refused():
+    config = m.RoundConfig(round_id=1, num_clients=2, neighbours=1, threshold=2, dim=2, clip=1.0, scale=1.0,
+                           modulus_bits=16, max_weight=2**20, encoding="words")
+    client = secagg.SecAggPlusClient(client_id=0, words=np.array([1, 2], dtype=np.uint16), weight=2**17,
+                                     rng=np.random.default_rng(0))
+    with pytest.raises(secagg.RemoteProtocolError, match="weight 131072 does not fit in 16 bits"):
+        client.receive(m.AdvertiseRequest(config=config))
