@@ -20,7 +20,7 @@ meets the honest shares in at most ``t - 1`` points, so no coalition of ``e`` wi
 sum stays exact) but nobody is named. Shares that are not among those used are not
 checked when the first ``t`` already pass. The search itself is complete only when
 every subset is tried (at most 4096 of them); beyond that, until a first culprit is
-named, 256 random subsets may all hold a bad share when many are bad (``e`` of ``n``
+named, 64 random subsets may all hold a bad share when many are bad (``e`` of ``n``
 with ``((n - e) choose t) / (n choose t)`` small) and the round fails although a
 clean subset exists.
 
@@ -50,7 +50,7 @@ __all__ = ["recover_secrets", "SecretKey"]
 
 SecretKey = tuple[int, str]  # (owner, "self_mask" | "mask_key")
 
-_RETRIES = 256
+_RETRIES = 64  # each try costs a Lagrange solve in t points: bounded for n = 1000, t = 700
 _EXHAUSTIVE = 4096  # try every t-subset when there are at most this many
 
 
