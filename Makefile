@@ -15,11 +15,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 # The whole suite runs the optional extras' tests too: PyTorch (the CPU build, pinned to
-# 2.13.0; an unpinned torch would pull a CUDA build of several GB) and Opacus, for the
-# model adapters and the Opacus example.
+# 2.13.0; PyPI's Linux wheel of torch pulls CUDA libraries of several GB) and Opacus, for
+# the model adapters and the Opacus example. PyTorch's CPU index offers 2.13.0+cpu, which
+# pip prefers to PyPI's 2.13.0 and which satisfies the extra's torch==2.13.0.
 TEST_STAMP := $(VENV)/.installed-test
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 $(TEST_STAMP): $(STAMP)
+	$(BIN)/python -c "import torch, sys; sys.exit(torch.__version__ != '2.13.0+cpu')" 2>/dev/null \
+		|| $(BIN)/python -m pip install -q torch==2.13.0 --extra-index-url $(TORCH_CPU_INDEX)
 	$(BIN)/python -m pip install -q -e '.[dev,torch]'
 	touch $(TEST_STAMP)
 
