@@ -111,6 +111,11 @@ def set_sklearn_parameters(model: Any, arrays: Sequence[np.ndarray]) -> None:
                          f"got {len(arrays)} arrays")
     for attr, arr in zip(_LINEAR_ATTRS, arrays, strict=False):
         current = getattr(model, attr, None)
+        if current is not None and np.ndim(current) == 0 and np.shape(arr) == (1,):
+            # a single-output regressor (LinearRegression, Ridge, Lasso) keeps a scalar
+            # intercept_, which get_sklearn_parameters sent as a 1-element array
+            setattr(model, attr, float(np.asarray(arr, dtype=np.float64)[0]))
+            continue
         if current is not None and np.shape(current) != np.shape(arr):
             raise ValueError(f"{attr} must have shape {np.shape(current)}, got {np.shape(arr)}")
         setattr(model, attr, np.array(arr, dtype=np.float64))

@@ -49,6 +49,22 @@ def test_sklearn_fitted_binary_model_without_intercept():
     assert list(model.predict(x)) == [1, 0, 1, 0]
 
 
+@pytest.mark.parametrize("name", ["LinearRegression", "Ridge", "Lasso"])
+def test_sklearn_single_output_regressor_round_trip(name):
+    # these keep a scalar intercept_; get sends it as a 1-element array, set takes it back
+    pytest.importorskip("sklearn")
+    import sklearn.linear_model
+
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [1.0, 3.0]])
+    model = getattr(sklearn.linear_model, name)().fit(x, x @ [1.0, -2.0] + 0.5)
+    params = secagg.get_sklearn_parameters(model)
+    assert [p.shape for p in params] == [(2,), (1,)]
+    secagg.set_sklearn_parameters(model, [params[0], params[1] + 1.0])
+    assert np.ndim(model.intercept_) == 0
+    np.testing.assert_allclose(secagg.get_sklearn_parameters(model)[1], params[1] + 1.0)
+    np.testing.assert_allclose(model.predict(x[:1]), x[:1] @ params[0] + params[1] + 1.0)
+
+
 def test_torch_state_dict_round_trip():
     torch = pytest.importorskip("torch")
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
