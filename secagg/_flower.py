@@ -31,8 +31,11 @@ from secagg._strategy import (
 
 __all__ = ["FlowerStrategy"]
 
-# Flower strategies that look at results one by one: they cannot run on a sum.
-_INDIVIDUAL = ("FedMedian", "FedTrimmedAvg", "Krum", "Bulyan", "QFedAvg", "FaultTolerantFedAvg")
+# Flower strategies that look at results one by one: they cannot run on a sum. The
+# XGBoost ones subclass FedAvg but combine serialised trees (bagging, one client's
+# model in turn), not a weighted mean of arrays. Subclasses of these are refused too.
+_INDIVIDUAL = ("FedMedian", "FedTrimmedAvg", "Krum", "Bulyan", "QFedAvg", "FaultTolerantFedAvg",
+               "FedXgbBagging", "FedXgbCyclic", "FedXgbNnAvg")
 
 
 def _flwr() -> Any:
@@ -95,8 +98,8 @@ class FlowerStrategy:
 
     Raises:
         ConfigurationError: ``flwr`` is not installed, or the strategy is not a
-            FedAvg-family one (median, trimmed mean, Krum, Bulyan, q-FedAvg and
-            Flower's own DP wrappers need individual results).
+            FedAvg-family one (median, trimmed mean, Krum, Bulyan, q-FedAvg, the
+            XGBoost strategies and Flower's own DP wrappers need individual results).
 
     Notes:
         - Flower's ``fit_metrics_aggregation_fn`` sees no per-client metrics (there
@@ -116,7 +119,8 @@ class FlowerStrategy:
         flwr = _flwr()
         fedavg = flwr.server.strategy.FedAvg
         name = type(self.strategy).__name__
-        if not isinstance(self.strategy, fedavg) or name in _INDIVIDUAL:
+        lineage = {cls.__name__ for cls in type(self.strategy).__mro__}
+        if not isinstance(self.strategy, fedavg) or lineage & set(_INDIVIDUAL):
             raise ConfigurationError(
                 f"strategy must be a Flower FedAvg-family strategy that aggregates by "
                 f"weighted mean, got {name}: blindsum hands Flower only the mean of the "

@@ -97,3 +97,16 @@ def test_server_side_evaluate_goes_through_flower():
 def test_flower_strategies_that_need_individual_results_are_refused(robust):
     with pytest.raises(secagg.ConfigurationError, match="never one client's result"):
         secagg.FlowerStrategy(robust)
+
+
+def test_flower_xgboost_strategies_and_subclasses_of_refused_ones_are_refused():
+    # FedXgb* subclass FedAvg but combine serialised trees, not a mean: they were accepted
+    # and failed inside aggregate_fit (UnicodeDecodeError, TypeError)
+    from flwr.server.strategy import FedXgbBagging, FedXgbCyclic
+
+    class MyKrum(Krum):
+        pass
+
+    for strategy in (FedXgbBagging(), FedXgbCyclic(), MyKrum()):
+        with pytest.raises(secagg.ConfigurationError, match="never one client's result"):
+            secagg.FlowerStrategy(strategy)
