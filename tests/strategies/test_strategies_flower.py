@@ -110,3 +110,17 @@ def test_flower_xgboost_strategies_and_subclasses_of_refused_ones_are_refused():
     for strategy in (FedXgbBagging(), FedXgbCyclic(), MyKrum()):
         with pytest.raises(secagg.ConfigurationError, match="never one client's result"):
             secagg.FlowerStrategy(strategy)
+
+
+def test_raw_flower_strategies_in_a_wrapper_say_why_or_how():
+    # used to be a bare "must implement secagg.Strategy" TypeError for Krum as for FedAvg
+    import dp
+
+    for wrap in (secagg.SecureAggregation,
+                 lambda s: dp.ClientSideFixedClipping(s, noise_multiplier=1.0, clipping_norm=1.0,
+                                                      num_clients=10)):
+        for robust in (Krum(), FedMedian()):
+            with pytest.raises(secagg.ConfigurationError, match="only the sum of the updates"):
+                wrap(robust)
+        with pytest.raises(TypeError, match=r"secagg\.FlowerStrategy\(strategy\)"):
+            wrap(FedAvg())
