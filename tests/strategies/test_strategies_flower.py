@@ -15,7 +15,16 @@ from flwr.common import (  # noqa: E402
     ndarrays_to_parameters,
     parameters_to_ndarrays,
 )
-from flwr.server.strategy import FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedYogi, Krum  # noqa: E402
+from flwr.server.strategy import (  # noqa: E402
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedMedian,
+    FedProx,
+    FedYogi,
+    Krum,
+)
 
 
 def _setup(seed=0, n=6):
@@ -156,3 +165,28 @@ def test_a_restarted_flower_optimiser_continues_from_the_restored_model_and_stat
         np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="is for Flower's"):
         secagg.FlowerStrategy(FedAvg()).load_state_dict(first.state_dict())
+
+
+@pytest.mark.parametrize("pair", [
+    lambda init: (FedAvg(), secagg.FedAvg()),
+    lambda init: (FedProx(proximal_mu=0.1), secagg.FedProx(proximal_mu=0.1)),
+    lambda init: (FedAvgM(initial_parameters=init, server_momentum=0.9, server_learning_rate=0.5),
+                  secagg.FedAvgM(server_momentum=0.9, server_learning_rate=0.5)),
+    lambda init: (FedYogi(initial_parameters=init), secagg.FedYogi()),
+    lambda init: (FedAdagrad(initial_parameters=init), secagg.FedAdagrad()),
+])
+def test_native_fedavg_family_matches_flower_with_its_defaults(pair):
+    old, _, _ = _setup()
+    reference, ours = pair(ndarrays_to_parameters(old))
+    rng = np.random.default_rng(1)
+    x = old
+    for server_round in (1, 2, 3):
+        models = {c: [a + rng.normal(scale=0.3, size=a.shape) + 0.1 for a in x] for c in range(5)}
+        weights = {c: int(rng.integers(1, 40)) for c in models}
+        ref, _ = reference.aggregate_fit(server_round, _individual_results(models, weights), [])
+        agg = aggregate({c: (secagg.flatten(m) - secagg.flatten(x), float(weights[c]))
+                         for c, m in models.items()})
+        got = ours.aggregate_fit(server_round, x, agg)
+        x = parameters_to_ndarrays(ref)
+        for a, b in zip(x, got, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
