@@ -49,7 +49,8 @@ __all__ = [
 
 
 class FederatedClient(Protocol):
-    """What a client does: train and evaluate on its own data."""
+    """What a client does: train and evaluate on its own data (``evaluate`` is optional:
+    a client without it is left out of federated evaluation)."""
 
     def fit(
         self, parameters: Parameters, config: Config
@@ -247,9 +248,13 @@ def _evaluate(
         return None, server_eval
     inputs: dict[int, tuple[np.ndarray, float]] = {}
     for cid in sampled:
+        if not callable(getattr(clients[cid], "evaluate", None)):
+            continue  # no evaluate: left out, as the gRPC client runtime does
         loss, num_examples, metrics = clients[cid].evaluate([p.copy() for p in parameters], config)
         vector = apply_update_transforms(evaluation_vector(loss, metrics, config), config, rng)
         inputs[cid] = (vector, client_weight(float(num_examples), config))
+    if not inputs:
+        return None, server_eval
     backend = backend_for(strategy, default, server_round, len(sampled), "evaluate")
     _warn_overweight(backend, inputs, server_round, "evaluate")
     result = aggregate_inprocess(backend, inputs, round_id=2 * server_round + 1,
