@@ -192,8 +192,20 @@ class PrivacyWrapper(StrategyWrapper):
                     "wrappers would clip and noise twice and account separately; use one"
                 )
             current = current.strategy
-        _accountant(self.accountant)
+        self._check_accountable(self.round_event(self._sample_size(None)))
         self._ledger.rng = self.rng if self.rng is not None else secure_generator()
+
+    def _check_accountable(self, event: DPEvent) -> None:
+        """Refuse, before any round runs, a round the chosen accountant cannot account."""
+        if _accountant(self.accountant).supports(event):
+            return
+        what = (f"samples {event.sample_size} of {event.population_size} clients without "
+                "replacement" if isinstance(event, SampledWithoutReplacement) else f"is {event}")
+        raise DPValueError(
+            f"accountant={self.accountant!r} cannot account a round that {what} (the PLD "
+            "accountant has no bound for fixed-size sampling); use accountant='rdp', or "
+            "sample every client (fraction_fit=1.0)"
+        )
 
     # -- accounting ---------------------------------------------------------------------
     @property
@@ -289,11 +301,14 @@ class PrivacyWrapper(StrategyWrapper):
 
         Raises:
             BudgetExceededError: the round with this sample would exceed the budget.
-            DPValueError: ``num_sampled`` is not in ``1..num_available``.
+            DPValueError: ``num_sampled`` is not in ``1..num_available``, or the
+                accountant cannot account this sample (PLD and a fixed-size sample).
         """
         if not 1 <= num_sampled <= num_available:
             raise DPValueError(f"num_sampled must be in 1..num_available ({num_available}), "
                                f"got {num_sampled}")
+        self._check_accountable(self.round_event(
+            num_sampled, population=min(int(num_available), int(self.num_clients))))
         self._ledger.sample = (int(num_available), int(num_sampled))
         StrategyWrapper.fit_sampled(self, server_round, num_available=num_available,
                                     num_sampled=num_sampled)
@@ -566,7 +581,8 @@ class ClientSideFixedClipping(PrivacyWrapper):
         delta: the delta at which :attr:`epsilon` is reported.
         epsilon_budget: stop (``configure_fit`` raises
             :class:`~dp.BudgetExceededError`) before a round would exceed it.
-        accountant: ``"rdp"`` (or ``"pld"`` when the tight accountant is present).
+        accountant: ``"rdp"`` or ``"pld"`` (tighter, but only when every client
+            is sampled: it has no bound for a fixed-size sample).
         rng: generator of the server noise; by default :func:`dp.secure_generator`.
 
     Raises:

@@ -27,9 +27,19 @@ __all__ = [
 _LINEAR_ATTRS = ("coef_", "intercept_")
 
 
+def _to_numpy(tensor: Any) -> np.ndarray:
+    """A tensor as a NumPy copy; a dtype NumPy lacks (bfloat16) comes out as float32
+    (the setters convert back to the model's dtype)."""
+    t = tensor.detach().cpu()
+    if str(t.dtype) == "torch.bfloat16":
+        t = t.float()
+    return np.array(t.numpy(), copy=True)
+
+
 def torch_state_to_arrays(state_dict: Mapping[str, Any]) -> Parameters:
-    """The tensors of a ``state_dict`` as NumPy arrays, in the dict's order (copies)."""
-    return [t.detach().cpu().numpy().copy() for t in state_dict.values()]
+    """The tensors of a ``state_dict`` as NumPy arrays, in the dict's order (copies;
+    bfloat16 tensors as float32)."""
+    return [_to_numpy(t) for t in state_dict.values()]
 
 
 def arrays_to_torch_state(arrays: Sequence[np.ndarray], like: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,8 +64,7 @@ def get_torch_parameters(module: Any, *, trainable_only: bool = False) -> Parame
     """A module's state as arrays: its whole ``state_dict`` (buffers such as batch-norm
     statistics included), or only ``named_parameters`` that require gradients."""
     if trainable_only:
-        return [p.detach().cpu().numpy().copy() for _, p in module.named_parameters()
-                if p.requires_grad]
+        return [_to_numpy(p) for _, p in module.named_parameters() if p.requires_grad]
     return torch_state_to_arrays(module.state_dict())
 
 
@@ -111,6 +120,11 @@ def set_sklearn_parameters(model: Any, arrays: Sequence[np.ndarray]) -> None:
                          f"got {len(arrays)} arrays")
     for attr, arr in zip(_LINEAR_ATTRS, arrays, strict=False):
         current = getattr(model, attr, None)
+        if current is not None and np.ndim(current) == 0 and np.shape(arr) == (1,):
+            # a single-output regressor (LinearRegression, Ridge, Lasso) keeps a scalar
+            # intercept_, which get_sklearn_parameters sent as a 1-element array
+            setattr(model, attr, float(np.asarray(arr, dtype=np.float64)[0]))
+            continue
         if current is not None and np.shape(current) != np.shape(arr):
             raise ValueError(f"{attr} must have shape {np.shape(current)}, got {np.shape(arr)}")
         setattr(model, attr, np.array(arr, dtype=np.float64))

@@ -10,6 +10,7 @@ use :mod:`transport`, which follows the same steps (see :class:`~secagg.Evaluati
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Protocol, cast
 
@@ -48,7 +49,8 @@ __all__ = [
 
 
 class FederatedClient(Protocol):
-    """What a client does: train and evaluate on its own data."""
+    """What a client does: train and evaluate on its own data (``evaluate`` is optional:
+    a client without it is left out of federated evaluation)."""
 
     def fit(
         self, parameters: Parameters, config: Config
@@ -107,6 +109,22 @@ def aggregate_inprocess(
 def _child(rng: np.random.Generator) -> np.random.Generator:
     """A generator for one aggregation, so that backends do not shift the schedule."""
     return np.random.default_rng(int(rng.integers(1 << 62)))
+
+
+def _warn_overweight(backend: Backend, inputs: Mapping[int, tuple[np.ndarray, float]],
+                     server_round: int, what: str) -> None:
+    """Warn about clients whose weight the backend will refuse (SecAgg+'s ``max_weight``):
+    they count as dropped, so the result is not the weighted mean of everyone's."""
+    limit = getattr(backend, "max_weight", None)
+    if not isinstance(limit, int):
+        return
+    heavy = sorted(c for c, (_, weight) in inputs.items() if weight > limit)
+    if heavy:
+        warnings.warn(
+            f"round {server_round} ({what}): clients {heavy} weigh more than the backend's "
+            f"max_weight {limit}; SecAgg+ refuses their inputs and they count as dropped. "
+            "Raise SecureAggregation(max_weight=...) to the largest number of examples "
+            "(and modulus_bits=64 for precision)", stacklevel=3)
 
 
 def backend_for(
@@ -192,6 +210,7 @@ def run_federated(
         drops = {c: int(rng.integers(0, max_drop_after + 1))
                  for c in sampled if rng.random() < dropout_rate}
         backend = backend_for(strategy, default, server_round, len(sampled), "fit")
+        _warn_overweight(backend, inputs, server_round, "fit")
         try:
             result = aggregate_inprocess(backend, inputs, round_id=2 * server_round,
                                          dim=fit_dim(parameters, config), rng=_child(rng),
@@ -229,10 +248,15 @@ def _evaluate(
         return None, server_eval
     inputs: dict[int, tuple[np.ndarray, float]] = {}
     for cid in sampled:
+        if not callable(getattr(clients[cid], "evaluate", None)):
+            continue  # no evaluate: left out, as the gRPC client runtime does
         loss, num_examples, metrics = clients[cid].evaluate([p.copy() for p in parameters], config)
         vector = apply_update_transforms(evaluation_vector(loss, metrics, config), config, rng)
         inputs[cid] = (vector, client_weight(float(num_examples), config))
+    if not inputs:
+        return None, server_eval
     backend = backend_for(strategy, default, server_round, len(sampled), "evaluate")
+    _warn_overweight(backend, inputs, server_round, "evaluate")
     result = aggregate_inprocess(backend, inputs, round_id=2 * server_round + 1,
                                  dim=evaluation_dim(config), rng=_child(rng))
     return strategy.aggregate_evaluate(server_round, parameters, result), server_eval

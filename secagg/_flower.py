@@ -24,6 +24,8 @@ from secagg._strategy import (
     Config,
     EvaluateResult,
     Parameters,
+    StrategyState,
+    check_state_type,
     evaluation_means,
     flatten,
     unflatten,
@@ -31,8 +33,14 @@ from secagg._strategy import (
 
 __all__ = ["FlowerStrategy"]
 
-# Flower strategies that look at results one by one: they cannot run on a sum.
-_INDIVIDUAL = ("FedMedian", "FedTrimmedAvg", "Krum", "Bulyan", "QFedAvg", "FaultTolerantFedAvg")
+# Optimiser state of Flower's FedOpt family (FedAdam, FedYogi, FedAdagrad) and FedAvgM.
+_FLOWER_STATE = ("m_t", "v_t", "momentum_vector")
+
+# Flower strategies that look at results one by one: they cannot run on a sum. The
+# XGBoost ones subclass FedAvg but combine serialised trees (bagging, one client's
+# model in turn), not a weighted mean of arrays. Subclasses of these are refused too.
+_INDIVIDUAL = ("FedMedian", "FedTrimmedAvg", "Krum", "Bulyan", "QFedAvg", "FaultTolerantFedAvg",
+               "FedXgbBagging", "FedXgbCyclic", "FedXgbNnAvg")
 
 
 def _flwr() -> Any:
@@ -95,8 +103,8 @@ class FlowerStrategy:
 
     Raises:
         ConfigurationError: ``flwr`` is not installed, or the strategy is not a
-            FedAvg-family one (median, trimmed mean, Krum, Bulyan, q-FedAvg and
-            Flower's own DP wrappers need individual results).
+            FedAvg-family one (median, trimmed mean, Krum, Bulyan, q-FedAvg, the
+            XGBoost strategies and Flower's own DP wrappers need individual results).
 
     Notes:
         - Flower's ``fit_metrics_aggregation_fn`` sees no per-client metrics (there
@@ -116,7 +124,8 @@ class FlowerStrategy:
         flwr = _flwr()
         fedavg = flwr.server.strategy.FedAvg
         name = type(self.strategy).__name__
-        if not isinstance(self.strategy, fedavg) or name in _INDIVIDUAL:
+        lineage = {cls.__name__ for cls in type(self.strategy).__mro__}
+        if not isinstance(self.strategy, fedavg) or lineage & set(_INDIVIDUAL):
             raise ConfigurationError(
                 f"strategy must be a Flower FedAvg-family strategy that aggregates by "
                 f"weighted mean, got {name}: blindsum hands Flower only the mean of the "
@@ -151,6 +160,7 @@ class FlowerStrategy:
 
         if aggregate.total_weight <= 0:
             return parameters
+        self._sync_current_model(parameters)
         mean_model = unflatten(flatten(parameters) + aggregate.mean, parameters)
         result = FitRes(status=Status(code=Code.OK, message=""),
                         parameters=ndarrays_to_parameters(mean_model),
@@ -162,6 +172,57 @@ class FlowerStrategy:
         arrays = parameters_to_ndarrays(new)
         return [np.asarray(a).astype(np.asarray(p).dtype) for a, p in zip(arrays, parameters,
                                                                            strict=True)]
+
+    def _sync_current_model(self, parameters: Parameters) -> None:
+        """Flower's server optimisers step from a model they keep themselves
+        (``current_weights``; FedAvgM's ``initial_parameters``), which a restarted
+        coordinator would leave at the initial model: step from the model blindsum
+        holds instead (the same one, without a restart)."""
+        from flwr.common import ndarrays_to_parameters
+
+        strategy = self.strategy
+        if hasattr(strategy, "current_weights"):
+            strategy.current_weights = [np.array(p, copy=True) for p in parameters]
+        if getattr(strategy, "server_opt", False):
+            strategy.initial_parameters = ndarrays_to_parameters(list(parameters))
+
+    # -- restart state ----------------------------------------------------------------------
+    def state_dict(self) -> StrategyState:
+        """The Flower strategy's optimiser state (``m_t``, ``v_t``, ``momentum_vector``,
+        those it has; ``None`` before the first step), for a restarted coordinator."""
+        out: dict[str, Any] = {"type": type(self).__name__, "flower": type(self.strategy).__name__}
+        for attr in _FLOWER_STATE:
+            if hasattr(self.strategy, attr):
+                value = getattr(self.strategy, attr)
+                out[attr] = None if not value else [np.array(a, copy=True) for a in value]
+        return out
+
+    def load_state_dict(self, state: StrategyState) -> None:
+        """Restore :meth:`state_dict`'s state (all or nothing).
+
+        Raises:
+            ValueError: the state was written for another Flower strategy, or a field is
+                unknown or not a list of arrays.
+        """
+        check_state_type(state, self)
+        name = type(self.strategy).__name__
+        if state.get("flower") != name:
+            raise ValueError(f"strategy state is for Flower's {state.get('flower')!r}, "
+                             f"but FlowerStrategy wraps {name}")
+        fields = set(state) - {"type", "flower"}
+        unknown = sorted(f for f in fields if f not in _FLOWER_STATE
+                         or not hasattr(self.strategy, f))
+        if unknown:
+            raise ValueError(f"strategy state of FlowerStrategy({name}) has unknown fields {unknown}")
+        values: dict[str, list[np.ndarray] | None] = {}
+        for attr in fields:
+            value = state[attr]
+            if value is not None and not (isinstance(value, list) and all(
+                    isinstance(a, np.ndarray) for a in value)):
+                raise ValueError(f"strategy state field {attr!r} must be a list of arrays or None")
+            values[attr] = None if value is None else [np.array(a, copy=True) for a in value]
+        for attr, arrays in values.items():
+            setattr(self.strategy, attr, arrays)
 
     # -- evaluation -----------------------------------------------------------------------
     def configure_evaluate(self, server_round: int, parameters: Parameters) -> Config | None:

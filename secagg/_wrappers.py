@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from secagg._backend import AggregateResult, Backend
 from secagg._errors import ConfigurationError
+from secagg._flower import _INDIVIDUAL
 from secagg._secaggplus import SecAggPlusBackend
 from secagg._strategy import (
     BackendStrategy,
@@ -33,6 +34,26 @@ from secagg._strategy import (
 __all__ = ["StrategyWrapper", "SecureAggregation", "innermost"]
 
 
+def _refuse_raw_flower(wrapper: object, strategy: object) -> None:
+    """A Flower strategy passed directly: say why it cannot work on a sum (median, Krum,
+    ...) or how to wrap it (FedAvg family)."""
+    if type(strategy).__module__.split(".")[0] != "flwr":
+        return
+    name = type(strategy).__name__
+    if {cls.__name__ for cls in type(strategy).__mro__} & set(_INDIVIDUAL):
+        raise ConfigurationError(
+            f"{type(wrapper).__name__} cannot wrap Flower's {name}: it compares the clients' "
+            "results one by one (a median, Krum, trimmed mean, ...), but blindsum's strategies "
+            "see only the sum of the updates, and under secure aggregation nobody sees more; "
+            "use a FedAvg-family strategy, or run it without secure aggregation"
+        )
+    raise TypeError(
+        f"strategy must implement secagg.Strategy, got Flower's {name}: a Flower "
+        f"FedAvg-family strategy runs inside secagg.FlowerStrategy, as in "
+        f"{type(wrapper).__name__}(secagg.FlowerStrategy(strategy), ...)"
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StrategyWrapper:
     """Forwards the Strategy contract and its optional extensions to ``strategy``.
@@ -42,7 +63,10 @@ class StrategyWrapper:
     coordinator's default backend.
 
     Raises:
-        TypeError: ``strategy`` does not implement :class:`~secagg.Strategy`.
+        TypeError: ``strategy`` does not implement :class:`~secagg.Strategy` (a Flower
+            strategy: the message says to wrap it in :class:`~secagg.FlowerStrategy`).
+        ConfigurationError: ``strategy`` is a Flower strategy that needs each client's
+            result (median, Krum, trimmed mean, ...).
     """
 
     needs_individual_updates: ClassVar[bool] = False
@@ -51,6 +75,7 @@ class StrategyWrapper:
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
+            _refuse_raw_flower(self, self.strategy)
             raise TypeError(
                 f"strategy must implement secagg.Strategy (configure_fit, aggregate_fit, "
                 f"needs_individual_updates), got {type(self.strategy).__name__}"

@@ -214,16 +214,33 @@ def _run_coordinator(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        for rec in summary.log:
-            print(f"round {rec.server_round} ({rec.status}): {len(rec.contributors)} "
-                  f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
-        print(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
-        if last_eval is not None:
-            print(f"last federated evaluation: loss {last_eval.loss:.6g}, metrics "
-                  f"{dict(last_eval.metrics)} over {last_eval.num_clients} clients")
-        if summary.stopped:
-            print(f"training stopped early: {summary.stopped}")
+        print("\n".join(summary_text(summary)))
     return 0  # a budget stop is a normal end: the model is kept
+
+
+def summary_text(summary: Any) -> list[str]:
+    """The coordinator's summary for people: one line per round, each followed by its
+    server-side and federated evaluation when it has them, then the totals."""
+    lines = []
+    for rec in summary.log:
+        lines.append(f"round {rec.server_round} ({rec.status}): {len(rec.contributors)} "
+                     f"contributors, dropped {list(rec.all_dropped)}, {rec.seconds:.2f} s")
+        for what, result in (("server", rec.server_evaluation),
+                             ("federated", rec.federated_evaluation)):
+            if result is not None:
+                clients = f" over {result.num_clients} clients" if what == "federated" else ""
+                lines.append(f"  {what} evaluation: loss {result.loss:.6g}, metrics "
+                             f"{dict(result.metrics)}{clients}")
+        if rec.evaluation_detail:
+            lines.append(f"  evaluation: {rec.evaluation_detail}")
+    lines.append(f"{summary.rounds_completed} rounds completed with backend {summary.backend}")
+    last_eval = summary.last_federated_evaluation
+    if last_eval is not None:
+        lines.append(f"last federated evaluation: loss {last_eval.loss:.6g}, metrics "
+                     f"{dict(last_eval.metrics)} over {last_eval.num_clients} clients")
+    if summary.stopped:
+        lines.append(f"training stopped early: {summary.stopped}")
+    return lines
 
 
 def _backend_options(args: argparse.Namespace) -> dict[str, object]:

@@ -286,3 +286,21 @@ def test_a_sampled_evaluation_claims_no_amplification():
     assert w.evaluation_event(3) == Gaussian(noise_multiplier=0.75)  # replace-one, unsampled
     assert w.epsilon_after(1) == pytest.approx(RdpAccountant().compose(
         Gaussian(noise_multiplier=1.5)).compose(Gaussian(noise_multiplier=0.75)).get_epsilon(1e-5))
+
+
+@pytest.mark.parametrize("cls", [dp.ClientSideFixedClipping, dp.ClientSideAdaptiveClipping,
+                                 dp.CentralFixedClipping])
+def test_pld_with_a_fixed_size_sample_is_refused_before_any_round(cls):
+    # PLD has no bound for sampling without replacement: this used to fail with
+    # UnsupportedEventError in configure_fit or after a round's aggregation
+    with pytest.raises(DPValueError, match="accountant='rdp'"):
+        cls(secagg.FedAvg(fraction_fit=0.5), noise_multiplier=1.0, clipping_norm=1.0,
+            num_clients=10, accountant="pld")
+    w = cls(secagg.FedAvg(), noise_multiplier=1.0, clipping_norm=1.0, num_clients=10,
+            accountant="pld")
+    with pytest.raises(DPValueError, match="samples 5 of 10 clients"):
+        w.fit_sampled(1, num_available=10, num_sampled=5)
+    w.fit_sampled(1, num_available=10, num_sampled=10)  # everyone: a Gaussian, fine
+    rdp = cls(secagg.FedAvg(fraction_fit=0.5), noise_multiplier=1.0, clipping_norm=1.0,
+              num_clients=10, accountant="rdp")
+    assert rdp.epsilon_after(1) > 0

@@ -73,3 +73,27 @@ def test_federated_loop_dropouts_are_reported(clients):
     assert sum(len(log.dropped) for log in logs) > 0
     for log in logs:
         assert set(log.dropped) | set(log.contributors) == set(log.sampled)
+
+
+def test_in_process_clients_without_evaluate_are_left_out_of_federated_evaluation():
+    # as the gRPC client runtime does; run_federated raised AttributeError after round 1
+    class FitOnly:
+        def __init__(self, target):
+            self.target = target
+
+        def fit(self, parameters, config):
+            return [parameters[0] + 0.5 * (self.target - parameters[0])], 1, {}
+
+    class Both(FitOnly):
+        def evaluate(self, parameters, config):
+            return 2.0, 1, {}
+
+    only_fit = {i: FitOnly(np.full(2, float(i))) for i in range(3)}
+    _, logs = secagg.run_federated(secagg.FedAvg(), only_fit, [np.zeros(2)], rounds=2,
+                                   rng=np.random.default_rng(0))
+    assert [log.federated_evaluation for log in logs] == [None, None]
+    mixed = {**only_fit, 3: Both(np.ones(2)), 4: Both(np.ones(2))}
+    _, logs = secagg.run_federated(secagg.FedAvg(), mixed, [np.zeros(2)], rounds=1,
+                                   rng=np.random.default_rng(0))
+    assert logs[0].federated_evaluation.loss == 2.0
+    assert logs[0].federated_evaluation.num_clients == 2

@@ -1,5 +1,7 @@
 """SecureAggregation: same result as plain aggregation within the quantisation bound."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import aggregate
@@ -99,3 +101,25 @@ def test_adaptive_client_clipping_runs_under_secure_aggregation(clients):
     assert inner.rounds_accounted == 3 and all(not log.failure for log in logs)
     assert inner.current_clipping_norm > 0.5  # updates (norm ~ 3) exceed the clip: it grows
     assert np.all(np.isfinite(params[0]))
+
+
+def test_in_process_loop_warns_about_clients_heavier_than_max_weight():
+    # SecAgg+ refuses a weight above max_weight and the client counts as dropped: the mean
+    # then silently differed from plain FedAvg's
+    class Client:
+        def __init__(self, n):
+            self.n = n
+
+        def fit(self, parameters, config):
+            return [parameters[0] + 1.0], self.n, {}
+
+    clients = {0: Client(3000), 1: Client(10), 2: Client(10), 3: Client(10)}
+    with pytest.warns(UserWarning, match=r"clients \[0\] weigh more than the backend's max_weight 1024"):
+        _, logs = secagg.run_federated(secagg.SecureAggregation(secagg.FedAvg(fraction_evaluate=0.0)),
+                                       clients, [np.zeros(3)], rounds=1, rng=np.random.default_rng(0))
+    assert logs[0].dropped == (0,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        secagg.run_federated(secagg.SecureAggregation(secagg.FedAvg(fraction_evaluate=0.0),
+                                                      max_weight=4096, modulus_bits=64),
+                             clients, [np.zeros(3)], rounds=1, rng=np.random.default_rng(0))
