@@ -47,17 +47,18 @@ unit: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
 
 FLWR_VENV := .venv-flwr
-FLWR_STAMP := $(FLWR_VENV)/.installed-with-pytest
+FLWR_STAMP := $(FLWR_VENV)/.installed-blindsum-flower
 
-# Flower in its own virtual environment (flwr 1.42 pins protobuf 6; blindsum needs 7): for
-# the side-by-side baseline and for the Flower interoperability tests, which import only
-# secagg (NumPy and cryptography, both installed with flwr) from this checkout.
+# Flower in its own virtual environment, blindsum installed there with its `flower` extra (which
+# checks that the extra resolves: flwr 1.42 needs protobuf 6, which blindsum's generated code
+# supports as well as 7), kept apart from .venv so the dev tools don't carry Flower's web stack:
+# for the side-by-side baseline and for the Flower interoperability tests.
 flower-venv: $(FLWR_STAMP)
 
-$(FLWR_STAMP):
+$(FLWR_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(FLWR_VENV)
 	$(FLWR_VENV)/bin/python -m pip install -q --upgrade pip
-	$(FLWR_VENV)/bin/python -m pip install -q flwr==1.42.0 'pytest>=8'
+	$(FLWR_VENV)/bin/python -m pip install -q -e '.[flower]' flwr==1.42.0 'pytest>=8'
 	touch $(FLWR_STAMP)
 
 flower-tests: $(FLWR_STAMP)

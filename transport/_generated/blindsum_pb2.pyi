@@ -38,7 +38,7 @@ class Value(_message.Message):
     int_value: int
     float_value: float
     string_value: str
-    def __init__(self, bool_value: _Optional[bool] = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ...) -> None: ...
+    def __init__(self, bool_value: bool = ..., int_value: _Optional[int] = ..., float_value: _Optional[float] = ..., string_value: _Optional[str] = ...) -> None: ...
 
 class Header(_message.Message):
     __slots__ = ("kind", "round_id", "size", "config", "detail", "stage")
@@ -71,7 +71,7 @@ class Frame(_message.Message):
     header: Header
     data: bytes
     last: bool
-    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[Header, _Mapping]] = ..., data: _Optional[bytes] = ..., last: bool = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("client_id", "version")
