@@ -192,10 +192,21 @@ def calibrate_noise(
     _check_choice("accountant", accountant, ACCOUNTANTS)
     steps = _check_steps(steps)
 
+    # bad sample_rate / sampling / population raise here, before the bisection
+    round_event(noise_multiplier=1.0, sample_rate=sample_rate, sampling=sampling,
+                population_size=population_size)
+
     def eps_of(sigma: float, which: str = accountant) -> float:
-        return account(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
-                       delta=delta, accountant=which, sampling=sampling,
-                       population_size=population_size).epsilon
+        try:
+            return account(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps,
+                           delta=delta, accountant=which, sampling=sampling,
+                           population_size=population_size).epsilon
+        except DPValueError:
+            if which != "pld":
+                raise
+            # PLD refuses a noise multiplier too small for one PLD (or for its FFT grid);
+            # that only happens below the answer's noise: count it as over the target
+            return math.inf
 
     hi = 1.0
     if accountant == "pld":  # the RDP answer is a valid (looser) starting point

@@ -93,3 +93,20 @@ def test_pld_calibration_does_not_stop_at_the_rdp_floor() -> None:
     slightly_less = dp.account(noise_multiplier=c.noise_multiplier * (1 - 1e-3), sample_rate=1.0,
                                steps=1, delta=1e-10, accountant="pld")
     assert slightly_less.epsilon > 1e-3
+
+
+@pytest.mark.slow  # about 9 s: PLDs of 4M points near z = 0.05
+def test_pld_calibration_steps_over_noise_too_small_for_one_pld() -> None:
+    # the answer (z ~ 0.048) is fine for PLD, but the bisection tries z ~ 0.024 on the
+    # way down, whose one-step loss exceeds 700 nats: PLD refuses it (DPValueError),
+    # which must count as "over the target", not end the calibration
+    cal = dp.calibrate_noise(target_epsilon=300.0, delta=1e-5, sample_rate=1.0, steps=1,
+                             accountant="pld", rtol=0.25)
+    assert cal.epsilon <= 300.0
+    assert 0.04 < cal.noise_multiplier < 0.07
+    # and the result is never below the exact Gaussian epsilon at that noise
+    assert cal.epsilon >= dp.gaussian_epsilon(noise_multiplier=cal.noise_multiplier,
+                                              delta=1e-5) * (1 - 1e-9)
+    with pytest.raises(dp.DPValueError, match="sample_rate"):  # bad arguments still raise
+        dp.calibrate_noise(target_epsilon=300.0, delta=1e-5, sample_rate=2.0, steps=1,
+                           accountant="pld")
