@@ -192,9 +192,11 @@ def calibrate_noise(
     _check_choice("accountant", accountant, ACCOUNTANTS)
     steps = _check_steps(steps)
 
-    # bad sample_rate / sampling / population raise here, before the bisection
-    round_event(noise_multiplier=1.0, sample_rate=sample_rate, sampling=sampling,
-                population_size=population_size)
+    # arguments the accountant refuses whatever the noise (sample_rate, sampling, population,
+    # PLD's delta floor) raise here, so that eps_of below can read a PLD refusal as "too
+    # little noise"
+    account(noise_multiplier=1e6, sample_rate=sample_rate, steps=steps, delta=delta,
+            accountant=accountant, sampling=sampling, population_size=population_size)
 
     def eps_of(sigma: float, which: str = accountant) -> float:
         try:

@@ -110,3 +110,6 @@ def test_pld_calibration_steps_over_noise_too_small_for_one_pld() -> None:
     with pytest.raises(dp.DPValueError, match="sample_rate"):  # bad arguments still raise
         dp.calibrate_noise(target_epsilon=300.0, delta=1e-5, sample_rate=2.0, steps=1,
                            accountant="pld")
+    with pytest.raises(dp.DPValueError, match="delta must be >= 1e-12"):  # not 'unreachable'
+        dp.calibrate_noise(target_epsilon=1.0, delta=1e-13, sample_rate=0.1, steps=10,
+                           accountant="pld")
