@@ -39,11 +39,16 @@ _MAX_FFT = 1 << 25  # 32M points: 0.5 GiB of complex spectrum
 Item = tuple[DiscretePld, DiscretePld, int]  # (remove, add, count)
 
 
+def _top_loss(q: float, z: float) -> float:
+    """About the largest privacy loss one sampled Gaussian's PLD holds (at its tail bound)."""
+    return math.log(q) + (1.0 + 2.0 * _TAIL_SIGMAS * z) / (2.0 * z * z)
+
+
 @lru_cache(maxsize=64)
 def _gaussian_pair(q: float, z: float, interval: float) -> tuple[DiscretePld, DiscretePld]:
     msg = (f"noise_multiplier {z!r} is too small for the PLD accountant (one step's privacy "
            f"loss exceeds {_MAX_STEP_LOSS:g} nats); use the RDP accountant")
-    if math.log(q) + (1.0 + 2.0 * _TAIL_SIGMAS * z) / (2.0 * z * z) > _MAX_STEP_LOSS:
+    if _top_loss(q, z) > _MAX_STEP_LOSS:
         raise DPValueError(msg)  # about the top loss: e^{loss} would overflow
     with np.errstate(over="ignore", invalid="ignore"):
         r, a = gaussian_pld_pair(sampling_rate=q, noise_multiplier=z, interval=interval)
@@ -63,7 +68,7 @@ def _merge_gaussians(items: Sequence[Item]) -> list[Item]:
         return list(items)
     inv_var = sum(c / r.gaussian_noise**2 for r, c in gauss if r.gaussian_noise is not None)
     z, interval = 1.0 / math.sqrt(inv_var), gauss[0][0].interval
-    if (1.0 + 2.0 * _TAIL_SIGMAS * z) / (2.0 * z * z) > _MAX_STEP_LOSS:
+    if _top_loss(1.0, z) > _MAX_STEP_LOSS:
         return list(items)  # one PLD could not hold that loss: compose the steps by FFT
     r, a = _gaussian_pair(1.0, z, interval)
     return [it for it in items if it[0].gaussian_noise is None] + [(r, a, 1)]

@@ -96,10 +96,6 @@ def _params(args: argparse.Namespace) -> int:
                                    threat=args.threat, security_bits=args.security_bits,
                                    correctness_bits=args.correctness_bits)
 
-    def log2(value: float) -> float | None:
-        # JSON has no infinities: -inf (the event is impossible) and NaN are printed as null
-        return value if math.isfinite(value) else None
-
     out = {
         "clients": found.clients,
         "neighbours": found.neighbours,
@@ -109,12 +105,12 @@ def _params(args: argparse.Namespace) -> int:
         "dropout": args.dropout,
         "corrupt": args.corrupt,
         "minimum_survivors": found.minimum_survivors,
-        "log2_disconnection": log2(found.log2_disconnection),
-        "log2_corrupt_reconstruction": log2(found.log2_corrupt_reconstruction),
-        "log2_too_few_survivors": log2(found.log2_too_few_survivors),
+        "log2_disconnection": found.log2_disconnection,
+        "log2_corrupt_reconstruction": found.log2_corrupt_reconstruction,
+        "log2_too_few_survivors": found.log2_too_few_survivors,
     }
-    if args.json:
-        print(json.dumps(out, allow_nan=False))
+    if args.json:  # -inf (an impossible event) and NaN are printed as null
+        print(json.dumps(_finite(out), allow_nan=False))
         return 0
     share = 100.0 * found.neighbours / max(1, found.clients - 1)
     print(f"neighbours K = {found.neighbours} ({share:.1f}% of the other clients"

@@ -128,23 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def calibrate(*, rounds: int, target: float, delta: float, accountant: str) -> float:
-    """The smallest noise multiplier (to 1e-3) whose epsilon after ``rounds`` full
-    rounds is at most ``target`` (bisection over the accountant)."""
-    def eps(z: float) -> float:
-        probe = dp.ClientSideFixedClipping(secagg.FedAvg(fraction_evaluate=0.0), noise_multiplier=z,
-                                           clipping_norm=1.0,
-                                           num_clients=2, delta=delta, accountant=accountant,
-                                           rng=np.random.default_rng(0))
-        return probe.epsilon_after(rounds)
-
-    lo, hi = 0.1, 100.0
-    while hi - lo > 1e-3:
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if eps(mid) <= target else (mid, hi)
-    return hi
-
-
 def run(args: argparse.Namespace) -> dict[str, object]:
     rng = np.random.default_rng(args.seed)
     digits = load_digits()
@@ -163,8 +146,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         secagg.set_sklearn_parameters(model, parameters)
         return 0.0, {"accuracy": float(model.score(x_test, y_test))}
 
-    z = args.noise_multiplier or calibrate(rounds=args.rounds, target=args.target_epsilon,
-                                           delta=args.delta, accountant=args.accountant)
+    # every client every round (fraction_fit=1.0): the wrapper accounts an unsampled Gaussian
+    z = args.noise_multiplier or dp.calibrate_noise(
+        target_epsilon=args.target_epsilon, delta=args.delta, sample_rate=1.0, steps=args.rounds,
+        accountant=args.accountant).noise_multiplier
     optimizer = {"fedavg": secagg.FedAvg, "fedavgm": secagg.FedAvgM, "fedadam": secagg.FedAdam,
                  "fedyogi": secagg.FedYogi}[args.optimizer]
     fedavg = optimizer(
