@@ -43,6 +43,11 @@ _INDIVIDUAL = ("FedMedian", "FedTrimmedAvg", "Krum", "Bulyan", "QFedAvg", "Fault
                "FedXgbBagging", "FedXgbCyclic", "FedXgbNnAvg")
 
 
+def needs_individual_results(strategy: object) -> bool:
+    """Whether a Flower strategy is, or subclasses, one that needs each client's result."""
+    return any(cls.__name__ in _INDIVIDUAL for cls in type(strategy).__mro__)
+
+
 def _flwr() -> Any:
     try:
         import flwr
@@ -124,8 +129,7 @@ class FlowerStrategy:
         flwr = _flwr()
         fedavg = flwr.server.strategy.FedAvg
         name = type(self.strategy).__name__
-        lineage = {cls.__name__ for cls in type(self.strategy).__mro__}
-        if not isinstance(self.strategy, fedavg) or lineage & set(_INDIVIDUAL):
+        if not isinstance(self.strategy, fedavg) or needs_individual_results(self.strategy):
             raise ConfigurationError(
                 f"strategy must be a Flower FedAvg-family strategy that aggregates by "
                 f"weighted mean, got {name}: blindsum hands Flower only the mean of the "

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from secagg._backend import AggregateResult, Backend
 from secagg._errors import ConfigurationError
-from secagg._flower import _INDIVIDUAL
+from secagg._flower import needs_individual_results
 from secagg._secaggplus import SecAggPlusBackend
 from secagg._strategy import (
     BackendStrategy,
@@ -40,7 +40,7 @@ def _refuse_raw_flower(wrapper: object, strategy: object) -> None:
     if type(strategy).__module__.split(".")[0] != "flwr":
         return
     name = type(strategy).__name__
-    if {cls.__name__ for cls in type(strategy).__mro__} & set(_INDIVIDUAL):
+    if needs_individual_results(strategy):
         raise ConfigurationError(
             f"{type(wrapper).__name__} cannot wrap Flower's {name}: it compares the clients' "
             "results one by one (a median, Krum, trimmed mean, ...), but blindsum's strategies "
