@@ -31,6 +31,7 @@ from dp._distributed import DistributedDPConfig, decode_sum, distributed_epsilon
 from dp._errors import DPValueError
 from secagg import (
     AggregateResult,
+    ClientPolicy,
     ConfigurationError,
     RemoteProtocolError,
     SecAggPlusBackend,
@@ -151,8 +152,12 @@ class DistributedDPBackend:
         return DistributedDPServer(inner=inner, config=cfg, seed=rotation_seed(round_id))
 
     def client_session(self, *, client_id: int, vector: np.ndarray, weight: float,
-                       rng: np.random.Generator, identity: Ed25519PrivateKey | None = None) -> DistributedDPClient:
-        return DistributedDPClient(backend=self, client_id=client_id, vector=vector, rng=rng, identity=identity)
+                       rng: np.random.Generator, identity: Ed25519PrivateKey | None = None,
+                       policy: ClientPolicy | None = None) -> DistributedDPClient:
+        """A client's session; ``policy`` bounds the SecAgg+ round under the noise (as in
+        :meth:`secagg.SecAggPlusBackend.client_session`)."""
+        return DistributedDPClient(backend=self, client_id=client_id, vector=vector, rng=rng, identity=identity,
+                                   policy=policy)
 
     def reference_sum(self, inputs: np.ndarray, weights: np.ndarray, contributors: np.ndarray) -> np.ndarray:
         """The exact sum the noisy aggregate estimates: the survivors' L2-clipped inputs."""
@@ -164,9 +169,13 @@ class DistributedDPClient:
     """Encodes the update when the round's first request says how many clients it has."""
 
     def __init__(self, *, backend: DistributedDPBackend, client_id: int, vector: np.ndarray,
-                 rng: np.random.Generator, identity: Ed25519PrivateKey | None) -> None:
+                 rng: np.random.Generator, identity: Ed25519PrivateKey | None,
+                 policy: ClientPolicy | None = None) -> None:
         self._backend, self._id, self._vector, self._rng = backend, client_id, vector, rng
-        self._identity = identity
+        if policy is not None and policy.colluding_neighbours is not None and identity is None:
+            raise ValueError("policy.colluding_neighbours bounds authenticated rounds, which "
+                             "need an identity key")
+        self._identity, self._policy = identity, policy
         self._inner: SecAggPlusClient | None = None
 
     def receive(self, message: object) -> object:
@@ -193,7 +202,7 @@ class DistributedDPClient:
         words = encode_client(self._vector, cfg, rotation_seed(got.round_id), self._rng)
         self._vector = np.zeros(0)
         return secagg.client_session(client_id=self._id, vector=words, weight=1, rng=self._rng,
-                                     identity=self._identity)
+                                     identity=self._identity, policy=self._policy)
 
 
 class DistributedDPServer:

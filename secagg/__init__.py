@@ -56,6 +56,7 @@ from secagg._params import (
     find_parameters,
 )
 from secagg._plain import PlainBackend
+from secagg._policy import ClientPolicy
 from secagg._quantize import Quantizer
 from secagg._secaggplus import SecAggPlusBackend
 from secagg._server import SecAggPlusServer
@@ -133,6 +134,7 @@ __all__ = [
     "Quantizer",
     "SecAggPlusBackend",
     "SecAggPlusClient",
+    "ClientPolicy",
     "SecAggPlusServer",
     "SimulationResult",
     "DROP_STAGES",

@@ -7,7 +7,8 @@ both, and answers the unmask request once (a retry or a second request gets
 :class:`~secagg.LocalProtocolError`); so no single client's answers let the server
 strip both masks of a survivor. Requests that break the protocol's rules are refused.
 
-What one client cannot check, and so what the guarantees rest on:
+What one client cannot check (or bounds only when told to), and so what the
+guarantees rest on:
 
 - Equivocation. Each client answers for itself, so a malicious server can tell some
   of a survivor's neighbours that it survived and others that it dropped, and
@@ -21,12 +22,22 @@ What one client cannot check, and so what the guarantees rest on:
   ``threat="semi-malicious"`` chooses such a ``t``; the default ``"semi-honest"``
   does not promise it (n = 100, 10% dropout, 5% corrupt: k = 16, t = 6).
 - The round's parameters and graph. ``threshold``, ``neighbours`` and the neighbour
-  list come from the server; the client checks only that they are consistent
-  (``2 <= t``, ``t - 1 <= its neighbours <= k``, distinct keys, signed keys in
-  authenticated rounds). A malicious server can hand one client a weaker
+  list come from the server; by default the client checks only that they are
+  consistent (``2 <= t``, ``t - 1 <= its neighbours <= k``, distinct keys, signed keys
+  in authenticated rounds). A malicious server can hand one client a weaker
   configuration (a low ``t`` and few neighbours) or neighbours that collude with it.
-  Bell et al. assume the graph is sampled honestly; bound the server's choices out
-  of band when it is not trusted to do so.
+  A :class:`~secagg.ClientPolicy` bounds the numbers: a minimum ``t``, a minimum
+  ``t / (k + 1)``, a minimum and a maximum ``k`` (the round's, and the neighbours the
+  server forwards), and in authenticated rounds ``2 t - (k + 1) > c`` for the ``c``
+  colluding neighbours the client wants the consistency check to withstand; a round
+  outside them is refused at its first request, before the client sends anything (a
+  short neighbour list at share keys, before it sends any share). Its defaults refuse nothing a legitimate round can hold (see :mod:`secagg._policy`), so
+  a deployment must set its own. What no policy bounds is *which* peers are the
+  client's neighbours: Bell et al. assume the graph is sampled honestly, and a server
+  that picks colluders as one client's neighbours is stopped only by ``t`` (and
+  ``c``) exceeding how many it can place there. The bounds protect each client's own
+  secrets; that honest holders answer only with ``t - 1`` matching signatures relies
+  on them running a policy too.
 - Its own inputs: the protocol hides inputs, it does not validate them. A client may
   send any masked vector (within the modulus), and one that commits to a seed other
   than the one it shares can make the round fail (it is named, see
@@ -47,6 +58,7 @@ from secagg import _crypto, _shamir
 from secagg import _messages as m
 from secagg._backend import check_vector
 from secagg._errors import InvalidCiphertext, LocalProtocolError, RemoteProtocolError
+from secagg._policy import ClientPolicy
 from secagg._quantize import Quantizer, word_dtype
 from secagg._stages import CLIENT_EXPECTS, ClientStage, next_client_stage
 
@@ -76,6 +88,14 @@ class SecAggPlusClient:
     integers below ``2^modulus_bits``, already encoded by a layer above, for example a
     distributed-DP mechanism) instead of a float ``vector``; the sum wraps modulo
     ``2^modulus_bits`` and decoding it is that layer's business.
+
+    ``policy`` (a :class:`~secagg.ClientPolicy`) bounds the threshold and neighbours the
+    server may choose; a round outside it is refused with
+    :class:`~secagg.RemoteProtocolError`. Without one, only consistency is checked.
+
+    Raises:
+        ValueError: inconsistent arguments, including a ``policy`` with
+            ``colluding_neighbours`` but no ``identity`` (it bounds authenticated rounds).
     """
 
     def __init__(
@@ -90,9 +110,14 @@ class SecAggPlusClient:
         self_mask_seed: bytes | None = None,
         identity: Ed25519PrivateKey | None = None,
         peer_identities: Mapping[int, bytes] | None = None,
+        policy: ClientPolicy | None = None,
     ) -> None:
         if (identity is None) != (peer_identities is None):
             raise ValueError("identity and peer_identities must be given together")
+        self.policy = policy if policy is not None else ClientPolicy()
+        if self.policy.colluding_neighbours is not None and identity is None:
+            raise ValueError("policy.colluding_neighbours bounds authenticated rounds, which "
+                             "need an identity key")
         if not 0 <= client_id <= MAX_CLIENT_ID:
             raise ValueError(f"client_id must be in 0..{MAX_CLIENT_ID} (Shamir share points), got {client_id}")
         self.client_id = client_id
@@ -161,6 +186,9 @@ class SecAggPlusClient:
 
     def _advertise(self, msg: m.AdvertiseRequest) -> m.AdvertiseKeys:
         cfg = msg.config
+        breach = self.policy.refusal(cfg)
+        if breach is not None:
+            raise self._refuse(breach)
         self.quantized = self._encode(cfg)
         if self._identity is not None and not cfg.authenticated:
             raise self._refuse("it holds an identity key and only joins authenticated rounds")
@@ -183,6 +211,9 @@ class SecAggPlusClient:
             raise self._refuse(f"neighbour id {max(peers)} is above the largest client id {MAX_CLIENT_ID}")
         if not cfg.threshold - 1 <= len(peers) <= cfg.neighbours:
             raise self._refuse(f"{len(peers)} neighbours, need {cfg.threshold - 1}..{cfg.neighbours}")
+        breach = self.policy.neighbours_refusal(len(peers))
+        if breach is not None:
+            raise self._refuse(breach)
         own = {self._enc.public_bytes, self._mask.public_bytes}
         keys = [k for p in peers.values() for k in (p.encryption_key, p.mask_key)]
         if own & set(keys) or len(set(keys)) != len(keys):

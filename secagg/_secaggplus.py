@@ -13,6 +13,7 @@ from secagg._client import SecAggPlusClient
 from secagg._errors import ConfigurationError
 from secagg._messages import RoundConfig
 from secagg._params import find_parameters
+from secagg._policy import ClientPolicy
 from secagg._quantize import Quantizer
 from secagg._server import SecAggPlusServer
 
@@ -134,16 +135,19 @@ class SecAggPlusBackend:
         return SecAggPlusServer(config=cfg, client_ids=client_ids, rng=rng, identities=self.identities)
 
     def client_session(self, *, client_id: int, vector: np.ndarray, weight: float,
-                       rng: np.random.Generator, identity: Ed25519PrivateKey | None = None) -> SecAggPlusClient:
-        """A client's session; ``identity`` is its Ed25519 key in authenticated rounds.
+                       rng: np.random.Generator, identity: Ed25519PrivateKey | None = None,
+                       policy: ClientPolicy | None = None) -> SecAggPlusClient:
+        """A client's session; ``identity`` is its Ed25519 key in authenticated rounds,
+        ``policy`` the weakest round it joins (:class:`~secagg.ClientPolicy`).
 
         The round's ``max_weight`` is the server's (it arrives in the round config, and
         the session refuses a round whose cap its weight exceeds), so a client's own
         backend settings do not cap it.
 
         Raises:
-            ValueError: a weight that is not a positive integer, or an identity given
-                (or missing) when the backend is (not) authenticated.
+            ValueError: a weight that is not a positive integer, an identity given
+                (or missing) when the backend is (not) authenticated, or a policy with
+                ``colluding_neighbours`` on an unauthenticated backend.
         """
         if float(weight) != int(weight) or weight < 1:
             raise ValueError(f"weight must be a positive integer, got {weight}")
@@ -152,4 +156,4 @@ class SecAggPlusBackend:
         words = self.encoding == "words"
         return SecAggPlusClient(client_id=client_id, vector=None if words else vector,
                                 words=vector if words else None, weight=int(weight), rng=rng,
-                                identity=identity, peer_identities=self.identities)
+                                identity=identity, peer_identities=self.identities, policy=policy)

@@ -118,9 +118,48 @@ def _client_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys) on key holders, "
                                        "secagg.encode(keys.public()) elsewhere")
     _ddp_arguments(p, coordinator=False)
+    _policy_arguments(p)
     p.add_argument("--give-up-after", type=float, default=300.0,
                    help="seconds of failed reconnects before exiting")
     p.set_defaults(handler=_run_client)
+
+
+def _policy_arguments(p: argparse.ArgumentParser) -> None:
+    """The weakest SecAgg+ round the client joins (secagg.ClientPolicy); unset: no bound
+    beyond the protocol's."""
+    g = p.add_argument_group(
+        "SecAgg+ policy", "refuse SecAgg+ rounds (secagg+, secagg+ddp) whose parameters, chosen "
+        "by the coordinator, are weaker than these; pair with --accept-backend")
+    g.add_argument("--min-threshold", type=int, metavar="T",
+                   help="smallest threshold t (shares that recover this client's secrets)")
+    g.add_argument("--min-threshold-fraction", type=float, metavar="F",
+                   help="smallest t / (k + 1), k the neighbours")
+    g.add_argument("--min-neighbours", type=int, metavar="K",
+                   help="fewest neighbours, in the round's config and among those forwarded")
+    g.add_argument("--max-neighbours", type=int, metavar="K",
+                   help="most neighbours (bounds the work a coordinator can demand)")
+    g.add_argument("--colluding-neighbours", type=int, metavar="C",
+                   help="authenticated rounds only (needs --identity-key): require "
+                        "2t - (k + 1) > C, so the consistency check withstands C colluders")
+
+
+def _client_policy(args: argparse.Namespace) -> Any:
+    """The ``secagg.ClientPolicy`` the flags give, or ``None`` when none is given."""
+    import secagg
+    import transport
+
+    names = ("min_threshold", "min_threshold_fraction", "min_neighbours", "max_neighbours",
+             "colluding_neighbours")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if not given:
+        return None
+    if "colluding_neighbours" in given and not args.identity_key:
+        raise transport.ConfigError("--colluding-neighbours bounds authenticated rounds: it "
+                                    "needs --identity-key and --identities")
+    try:
+        return secagg.ClientPolicy(**given)
+    except (TypeError, ValueError) as exc:
+        raise transport.ConfigError(f"SecAgg+ policy: {exc}") from None
 
 
 def _ddp_arguments(p: argparse.ArgumentParser, *, coordinator: bool) -> None:
@@ -294,6 +333,7 @@ def _run_client(args: argparse.Namespace) -> int:
     from transport._run import client_functions, load_app, read_pem, run_client
 
     _logging(args.log_level)
+    policy = _client_policy(args)  # before the app loads: a bad bound costs nothing
     fit, evaluate = client_functions(load_app(args.app)(args.client_id))
     token = None
     if args.token_file:
@@ -310,7 +350,7 @@ def _run_client(args: argparse.Namespace) -> int:
         summary = run_client(
             address=args.address, client_id=args.client_id, fit=fit, evaluate=evaluate,
             token=token, tls=tls,
-            backend=backend, session_options=session_options,
+            backend=backend, session_options=session_options, policy=policy,
             accept_backends=tuple(args.accept_backend) if args.accept_backend else None,
             backoff=transport.Backoff(give_up_after=args.give_up_after))
     except transport.ConnectionLost as exc:

@@ -43,6 +43,9 @@ __all__ = ["ClientLink", "Connector", "ClientRuntime", "ClientSummary", "FitFn",
 
 log = logging.getLogger("blindsum.client")
 
+#: backends whose client sessions take a :class:`secagg.ClientPolicy` (SecAgg+ underneath)
+POLICY_BACKENDS = ("secagg+", "secagg+ddp")
+
 FitFn = Callable[[Parameters, Config], tuple[Sequence[np.ndarray], int, Mapping[str, Scalar]]]
 EvaluateFn = Callable[[Parameters, Config], tuple[float, float, Mapping[str, Scalar]]]
 
@@ -102,8 +105,16 @@ class ClientRuntime:
     aggregate otherwise (for example ``("secagg+",)`` never sends an update in the clear).
     ``session_options`` are passed to ``backend.client_session`` (for example
     ``identity=`` the client's Ed25519 key in authenticated SecAgg+ rounds).
+    ``policy`` (a :class:`secagg.ClientPolicy`) bounds the threshold and neighbours of
+    SecAgg+ rounds (``secagg+`` and ``secagg+ddp``); a round outside it is refused with an
+    ``ABORT`` naming the bound, and the round goes on without this client. It does not
+    apply to other backends: pair it with ``accept_backends``.
     ``evaluate(parameters, config) -> (loss, num_examples, metrics)`` serves federated
     evaluation; without it the client declines (``ABORT``) every ``EVALUATE``.
+
+    Raises:
+        ConfigError: a negative ``client_id``, or a ``policy`` given both here and in
+            ``session_options``.
     """
 
     def __init__(
@@ -111,9 +122,12 @@ class ClientRuntime:
         accept_backends: Sequence[str] | None = None, backoff: Backoff | None = None,
         seed: int | None = None, backend: Backend | None = None,
         session_options: Mapping[str, Any] | None = None, evaluate: EvaluateFn | None = None,
+        policy: secagg.ClientPolicy | None = None,
     ) -> None:
         if client_id < 0:
             raise ConfigError(f"client_id must be >= 0, got {client_id}")
+        if policy is not None and "policy" in (session_options or {}):
+            raise ConfigError("give the policy once: as policy= or in session_options, not both")
         self.client_id = client_id
         self._fit = fit
         self._evaluate = evaluate
@@ -124,6 +138,7 @@ class ClientRuntime:
         self._seed = seed
         self._backend = backend
         self._session_options = dict(session_options or {})
+        self._policy = policy
         self.summary = ClientSummary(client_id=client_id)
         # The last fit's update, overwritten by the next one when nothing can still read
         # it: fresh memory for 8 bytes a coordinate each round costs more than the
@@ -180,6 +195,9 @@ class ClientRuntime:
             raise ConnectionLost(Code.FAILED_PRECONDITION,
                                  f"the coordinator aggregates with {link.backend!r}, "
                                  f"this client was given {backend.name!r}")
+        if self._policy is not None and backend.name not in POLICY_BACKENDS:
+            log.warning("client %d: the coordinator aggregates with %r; the SecAgg+ policy "
+                        "does not apply to it", self.client_id, backend.name)
         current: _Round | None = None
         while True:
             msg = await link.recv()
@@ -290,8 +308,11 @@ class ClientRuntime:
     def _session(self, backend: Backend, vector: np.ndarray, weight: float,
                  rng: np.random.Generator) -> ClientSession:
         make_session: Callable[..., ClientSession] = backend.client_session
+        options = self._session_options
+        if self._policy is not None and backend.name in POLICY_BACKENDS:
+            options = options | {"policy": self._policy}
         return make_session(client_id=self.client_id, vector=vector, weight=weight, rng=rng,
-                            **self._session_options)
+                            **options)
 
 
 def _flat_difference(new: Sequence[np.ndarray], old: Parameters,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from secagg import Backend
+from secagg import Backend, ClientPolicy
 from transport._client import Backoff, ClientRuntime, ClientSummary, EvaluateFn, FitFn
 from transport._coordinator import Coordinator
 from transport._errors import ConfigError
@@ -113,10 +113,12 @@ def run_client(*, address: str, client_id: int, fit: FitFn, evaluate: EvaluateFn
                token: str | None = None,
                tls: ClientTLS | None = None, accept_backends: tuple[str, ...] | None = None,
                backoff: Backoff | None = None, backend: Backend | None = None,
-               session_options: dict[str, Any] | None = None) -> ClientSummary:
-    """Connect to a coordinator and serve rounds until it says training is over."""
+               session_options: dict[str, Any] | None = None,
+               policy: ClientPolicy | None = None) -> ClientSummary:
+    """Connect to a coordinator and serve rounds until it says training is over
+    (``policy``: the weakest SecAgg+ round to join, see :class:`~transport.ClientRuntime`)."""
     connector = GrpcConnector(address, client_id=client_id, token=token, tls=tls)
     runtime = ClientRuntime(client_id=client_id, fit=fit, connector=connector,
                             accept_backends=accept_backends, backoff=backoff, backend=backend,
-                            session_options=session_options, evaluate=evaluate)
+                            session_options=session_options, evaluate=evaluate, policy=policy)
     return asyncio.run(runtime.run())

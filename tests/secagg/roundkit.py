@@ -14,7 +14,7 @@ from secagg._quantize import Quantizer
 
 def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, seed: int = 0,
                modulus_bits: int = 32, max_weight: int = 1, weights: np.ndarray | None = None,
-               authenticated: bool = False):
+               authenticated: bool = False, policies: Mapping[int, secagg.ClientPolicy] | None = None):
     rng = np.random.default_rng(seed)
     if t is None:  # a strict majority of the k + 1 shares, tolerant of the tests' dropouts
         t = (n if k == "all" else min(int(k), n - 1) + 1) // 2 + 1
@@ -27,7 +27,8 @@ def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, 
     server = backend.server_session(round_id=7, client_ids=tuple(range(n)), dim=dim,
                                     rng=np.random.default_rng(seed + 1))
     clients = {c: backend.client_session(client_id=c, vector=xs[c], weight=int(ws[c]),
-                                         rng=np.random.default_rng([seed, c]), identity=ident.get(c))
+                                         rng=np.random.default_rng([seed, c]), identity=ident.get(c),
+                                         policy=(policies or {}).get(c))
                for c in range(n)}
     return server, clients, xs, ws
 
