@@ -67,6 +67,10 @@ def _coordinator_parser(sub: argparse._SubParsersAction) -> None:
                    help="secagg+: fraction of clients expected to drop in a round")
     p.add_argument("--corrupt", type=float, default=0.05,
                    help="secagg+: fraction of clients that may collude with the coordinator")
+    p.add_argument("--threat", choices=("semi-honest", "semi-malicious"), default="semi-honest",
+                   help="secagg+: threat model the parameter finder chooses k and t for; "
+                        "semi-malicious (with --identities) makes t high enough for the "
+                        "consistency check to stop equivocation")
     p.add_argument("--identities", help="secagg+: file of '<client_id> <hex Ed25519 public "
                                         "key>' lines; turns on authenticated rounds")
     p.add_argument("--ckks-keys", help="ckks: file with secagg.encode(keys.public())")
@@ -302,7 +306,8 @@ def _backend_options(args: argparse.Namespace) -> dict[str, object]:
         return _ddp_options(args, expected) | {"neighbours": neighbours or "all",
                                                "threshold": args.threshold}
     options = {"clip": args.clip, "max_weight": args.max_weight, "neighbours": neighbours,
-               "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt}
+               "threshold": args.threshold, "dropout": args.dropout, "corrupt": args.corrupt,
+               "threat": args.threat}
     if args.identities:
         from transport._keys import load_identities
 

@@ -102,3 +102,19 @@ def test_client_policy_flags_that_cannot_work_are_errors(capsys: pytest.CaptureF
     assert "min_threshold_fraction must be in [0, 1], got 1.5" in capsys.readouterr().err
     assert main([*base, "--min-threshold", "1"]) == 2
     assert "min_threshold must be >= 2, got 1" in capsys.readouterr().err
+
+
+def test_coordinator_threat_flag_reaches_the_parameter_finder() -> None:
+    """`--threat semi-malicious` gives the finder's semi-malicious k and t (docs/transport.md
+    pairs it with the clients' --colluding-neighbours); the default stays semi-honest."""
+    from transport._cli_transport import _backend_options
+
+    common = ["coordinator", "--app", "x:y", "--backend", "secagg+"]
+    parser = build_parser()
+    assert _backend_options(parser.parse_args(common))["threat"] == "semi-honest"
+    options = _backend_options(parser.parse_args([*common, "--threat", "semi-malicious"]))
+    backend = transport.resolve_backend("secagg+", **options)
+    cfg = backend.round_config(round_id=0, num_clients=100, dim=1)
+    found = secagg.find_parameters(clients=100, dropout=0.1, corrupt=0.05, threat="semi-malicious")
+    assert (cfg.neighbours, cfg.threshold) == (found.neighbours, found.threshold)
+    assert 2 * cfg.threshold - (cfg.neighbours + 1) > 0  # what --colluding-neighbours 0 asks
