@@ -8,8 +8,24 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import secagg
+from secagg import _recovery, _shamir
 from secagg._messages import RoundConfig
 from secagg._quantize import Quantizer
+
+SECRET = bytes(range(32))  # the secret the share helpers below deal
+
+
+def shamir_shares(n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points 1..n and their shares of :data:`SECRET` with threshold ``t``, shape (n, LIMBS)."""
+    xs = np.arange(1, n + 1, dtype=np.int64)
+    return xs, _shamir.split(_shamir.secret_to_limbs([SECRET]), xs, t)[:, 0, :]
+
+
+def recover_one(xs: np.ndarray, ys: np.ndarray, t: int) -> tuple[bytes, list[int]]:
+    """The secret robust recovery returns for these shares, and the points it names."""
+    secrets, bad = _recovery.recover_secrets({(0, "self_mask"): (xs, ys)}, threshold=t,
+                                             check=lambda owner, kind, s: s == SECRET)
+    return secrets[(0, "self_mask")], sorted(p for p, _ in bad)
 
 
 def make_round(n: int, dim: int, *, k: int | str = "all", t: int | None = None, seed: int = 0,

@@ -6,35 +6,23 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from roundkit import make_round, run, step
+from roundkit import SECRET, make_round, recover_one, run, shamir_shares, step
 
 import secagg
 from secagg import _messages as m
 from secagg import _shamir
-from secagg._recovery import _predict, recover_secrets
+from secagg._recovery import _predict
 
 P = _shamir.PRIME
-SECRET = bytes(range(32))
-
-
-def _shares(n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-    xs = np.arange(1, n + 1, dtype=np.int64)
-    return xs, _shamir.split(_shamir.secret_to_limbs([SECRET]), xs, t)[:, 0, :]
-
-
-def _recover(xs, ys, t):
-    secrets, bad = recover_secrets({(0, "self_mask"): (xs, ys)}, threshold=t,
-                                   check=lambda owner, kind, s: s == SECRET)
-    return secrets[(0, "self_mask")], sorted(p for p, _ in bad)
 
 
 def test_bad_shares_that_cancel_at_zero_do_not_frame_honest_holders():
     # points 1 and 3 get the same offset: their Lagrange weights at 0 within {1, 3, 5, 7}
     # are opposite, so that subset reconstructs the right secret from a wrong polynomial;
     # the holders of 5, 7 and the rest must not be named for it
-    xs, ys = _shares(10, 4)
+    xs, ys = shamir_shares(10, 4)
     ys[:3, 0] = (ys[:3, 0] + 1) % P
-    secret, named = _recover(xs, ys, 4)
+    secret, named = recover_one(xs, ys, 4)
     assert secret == SECRET
     assert named == [1, 2, 3]
 
@@ -45,7 +33,7 @@ def test_forgers_never_frame_honest_holders_and_are_named_within_the_bound(data)
     n = data.draw(st.integers(4, 11), label="n")
     t = data.draw(st.integers(2, n - 1), label="t")
     e = data.draw(st.integers(1, max(1, (n - t + 1) // 2)), label="e")
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     bad = sorted(data.draw(st.lists(st.sampled_from(range(n)), min_size=e, max_size=e, unique=True), label="bad"))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     for i in bad:
@@ -60,7 +48,7 @@ def test_forgers_never_frame_honest_holders_and_are_named_within_the_bound(data)
         da = rng.integers(1, P, ys.shape[1])
         db = np.array([(-la * int(d)) % P * pow(lb, P - 2, P) % P for d in da])
         ys[a], ys[b] = (true[0] + da) % P, (true[1] + db) % P
-    secret, named = _recover(xs, ys, t)
+    secret, named = recover_one(xs, ys, t)
     assert secret == SECRET
     assert set(named) <= {int(xs[i]) for i in bad}, "an honest holder was named"
     first_passes = _shamir.limbs_to_secret(_shamir.reconstruct(xs[:t], ys[:t])) == SECRET

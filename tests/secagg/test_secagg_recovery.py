@@ -5,23 +5,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from roundkit import SECRET, recover_one, shamir_shares
 
 import secagg
 from secagg import _recovery, _shamir
 
 P = _shamir.PRIME
-SECRET = bytes(range(32))
-
-
-def _shares(n: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-    xs = np.arange(1, n + 1, dtype=np.int64)
-    return xs, _shamir.split(_shamir.secret_to_limbs([SECRET]), xs, t)[:, 0, :]
-
-
-def _recover(xs, ys, t):
-    secrets, bad = _recovery.recover_secrets({(0, "self_mask"): (xs, ys)}, threshold=t,
-                                             check=lambda owner, kind, s: s == SECRET)
-    return secrets[(0, "self_mask")], sorted(p for p, _ in bad)
 
 
 def _first_t_pass(xs, ys, t) -> bool:
@@ -47,7 +36,7 @@ def test_nine_bad_shares_of_forty_are_named_however_they_were_forged(bad):
     # a random 20 of the 40 is clean with chance C(31, 20) / C(40, 20) ~ 6e-4: the old
     # search of 64 random subsets failed here about 96 times in 100
     n, t = 40, 20
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     rng = np.random.default_rng(bad[-1])
     _cancel(xs, ys, bad[0], bad[1], t, rng)  # two colluders invisible to the first t
     ys[bad[2], 5] = (ys[bad[2], 5] + 1) % P  # one limb off by one: the first t fail
@@ -57,12 +46,12 @@ def test_nine_bad_shares_of_forty_are_named_however_they_were_forged(bad):
     for i in bad[6:]:
         ys[i] = rng.integers(0, P, 16)
     assert not _first_t_pass(xs, ys, t)
-    assert _recover(xs, ys, t) == (SECRET, [int(xs[i]) for i in bad])
+    assert recover_one(xs, ys, t) == (SECRET, [int(xs[i]) for i in bad])
 
 
 def test_an_unlucky_mix_of_the_limbs_falls_back_to_decoding_each_limb(monkeypatch):
     n, t = 40, 20
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     ys[0, 0], ys[0, 1] = (ys[0, 0] + 5) % P, (ys[0, 1] - 5) % P  # zero in the mix below
     others = [4, 9, 17, 22, 26, 30, 31, 35, 38]
     for i in others:
@@ -72,7 +61,7 @@ def test_an_unlucky_mix_of_the_limbs_falls_back_to_decoding_each_limb(monkeypatc
     monkeypatch.setattr(_shamir, "_random_field", lambda shape: mix.copy())
     found = [s.tolist() for s in _recovery._error_sets(xs, ys, t)]
     assert found == [others, [0, *others]]  # the mix misses share 0; limb by limb finds it
-    assert _recover(xs, ys, t) == (SECRET, [1, *(i + 1 for i in others)])
+    assert recover_one(xs, ys, t) == (SECRET, [1, *(i + 1 for i in others)])
 
 
 @settings(max_examples=80, deadline=None)
@@ -85,14 +74,14 @@ def test_every_coalition_within_the_bound_is_named(data):
     others = [i for i in range(n) if i != first]
     bad = sorted([first, *data.draw(st.lists(st.sampled_from(others), min_size=e - 1, max_size=e - 1,
                                              unique=True), label="bad")])
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     for i in bad:
         limbs = rng.random(16) < data.draw(st.sampled_from([0.07, 0.5, 1.0]), label="share of limbs")
         limbs[rng.integers(16)] = True
         ys[i, limbs] = (ys[i, limbs] + rng.integers(1, P, int(limbs.sum()))) % P
     assume(not _first_t_pass(xs, ys, t))  # (when the first t pass, the rest go unchecked)
-    assert _recover(xs, ys, t) == (SECRET, [int(xs[i]) for i in bad])
+    assert recover_one(xs, ys, t) == (SECRET, [int(xs[i]) for i in bad])
 
 
 @settings(max_examples=60, deadline=None)
@@ -118,7 +107,7 @@ def test_a_coalition_past_the_decoding_bound_frames_nobody():
     # 11 of 41 (2e = n - t + 1) send a polynomial with the right secret that also passes
     # through 18 honest shares: it agrees with 29, the honest one with 30; neither has the margin
     n, t = 41, 20
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     coalition, fooled = list(range(11)), list(range(11, 29))
 
     def forged(x: int) -> int:  # x * prod (x - fooled): degree t - 1, zero at 0 and at the fooled
@@ -131,7 +120,7 @@ def test_a_coalition_past_the_decoding_bound_frames_nobody():
         ys[i] = (ys[i] + forged(int(xs[i])) * np.arange(1, 17)) % P
     assert list(_recovery._error_sets(xs, ys, t)) == []  # 11 from one polynomial, 12 from the other
     try:
-        secret, named = _recover(xs, ys, t)
+        secret, named = recover_one(xs, ys, t)
     except secagg.RecoveryError as exc:
         assert exc.suspects == ()
     else:
@@ -140,13 +129,13 @@ def test_a_coalition_past_the_decoding_bound_frames_nobody():
 
 def test_random_forgeries_past_the_bound_fail_the_round_or_name_nobody():
     n, t = 40, 20
-    xs, ys = _shares(n, t)
+    xs, ys = shamir_shares(n, t)
     rng = np.random.default_rng(3)
     bad = rng.choice(n, 12, replace=False)
     ys[bad] = rng.integers(0, P, (12, 16))
     assert list(_recovery._error_sets(xs, ys, t)) == []  # more than (n - t) // 2 wrong: undecodable
     try:
-        secret, named = _recover(xs, ys, t)
+        secret, named = recover_one(xs, ys, t)
     except secagg.RecoveryError as exc:
         assert exc.suspects == ()
     else:
