@@ -31,8 +31,9 @@ guarantees rest on:
   server forwards), and in authenticated rounds ``2 t - (k + 1) > c`` for the ``c``
   colluding neighbours the client wants the consistency check to withstand; a round
   outside them is refused at its first request, before the client sends anything (a
-  short neighbour list at share keys, before it sends any share). Its defaults refuse nothing a legitimate round can hold (see :mod:`secagg._policy`), so
-  a deployment must set its own. What no policy bounds is *which* peers are the
+  short neighbour list at share keys, before it sends any share). Its defaults refuse
+  nothing a legitimate round can hold (see :mod:`secagg._policy`), so a deployment must
+  set its own. What no policy bounds is *which* peers are the
   client's neighbours: Bell et al. assume the graph is sampled honestly, and a server
   that picks colluders as one client's neighbours is stopped only by ``t`` (and
   ``c``) exceeding how many it can place there. The bounds protect each client's own
