@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="privacy accountant (pld: tight; rdp: Renyi DP, looser)")
     p.add_argument("--clip", type=float, default=1.0, help="L2 clip of each client's update")
     p.add_argument("--server-lr", type=float, default=None,
-                   help="server learning rate (default: 0.5 from the synthetic prior, 1.0 from zero)")
+                   help="server learning rate (default: 0.3 from the synthetic prior, 1.0 from zero)")
     p.add_argument("--lr", type=float, default=2.0, help="client learning rate")
     p.add_argument("--local-steps", type=int, default=20, help="client gradient steps per round")
     p.add_argument("--logit-adjust", type=float, default=0.5,
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         prior_accuracy = float(prior.score(x_test, y_test))  # server-side, costs no privacy
         print(f"prior from {args.public_samples} synthetic digits: test accuracy {prior_accuracy:.3f}",
               file=sys.stderr)
-    server_lr = args.server_lr if args.server_lr is not None else (0.5 if args.prior == "synthetic" else 1.0)
+    server_lr = args.server_lr if args.server_lr is not None else (0.3 if args.prior == "synthetic" else 1.0)
 
     def server_evaluate(server_round: int, parameters: secagg.Parameters):
         secagg.set_sklearn_parameters(model, parameters)

@@ -48,7 +48,7 @@ def test_digits_example_small_run_prints_json_summary():
     assert 0.0 <= summary["accuracy"] <= 1.0
     assert summary["backend"] == "secagg+"
     assert summary["prior"] == "synthetic" and 0.0 <= summary["prior_accuracy"] <= 1.0
-    assert summary["server_learning_rate"] == 0.5
+    assert summary["server_learning_rate"] == 0.3
 
 
 def test_digits_example_without_prior_starts_from_zero():
