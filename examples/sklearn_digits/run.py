@@ -70,8 +70,9 @@ def features(images: np.ndarray, keep: int) -> np.ndarray:
 
 
 def public_prior(samples: int, keep: int) -> LogisticRegression:
-    """A softmax regression the server fits to ``samples`` synthetic digits (public data,
-    no private input: it costs no privacy), the private training's starting point."""
+    """A softmax regression the server fits to ``samples`` synthetic digits (generated, no
+    real image as input; see ``synthetic.py`` for the two averages it borrows), the private
+    training's starting point."""
     public_x, public_y = synthetic_digits(samples, seed=0)
     return LogisticRegression(C=PRIOR_C, max_iter=3000).fit(features(public_x, keep), public_y)
 
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "frequencies while training (0: off)")
     p.add_argument("--prior", choices=("synthetic", "none"), default="synthetic",
                    help="start from a softmax regression the server trains on synthetic digits "
-                        "(public data: no privacy cost), or from zero")
+                        "(generated data, no real image), or from zero")
     p.add_argument("--public-samples", type=int, default=5000,
                    help="synthetic digits the prior is trained on")
     p.add_argument("--tolerate", type=float, default=0.4,

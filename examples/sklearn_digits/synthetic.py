@@ -11,7 +11,9 @@ height fills the 32 rows, the width is scaled to 16-22 columns (a narrow digit s
 1 is stretched at most twofold), and the pen is as wide as it takes to ink about 313 of
 the 1,024 pixels (in the bundled digits the ink count hardly depends on the digit: mean
 313, standard deviation 34). The bitmap is block-counted the same way. No real image goes
-in: the data costs no privacy, and the server may train on it as much as it likes.
+in, so the server may train on the data as much as it likes; the ink count and the width
+range are two averages read off the bundled digits, a leak the example's epsilon does not
+count (its README says so, with the tuning).
 
 Alone, a softmax regression trained on these classifies the real digits at about 0.86;
 as the starting point of the private training it is worth a few points of accuracy (see
