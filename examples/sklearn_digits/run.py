@@ -74,6 +74,8 @@ def public_prior(samples: int, keep: int) -> LogisticRegression:
     real image as input; see ``synthetic.py`` for the two averages it borrows), the private
     training's starting point."""
     public_x, public_y = synthetic_digits(samples, seed=0)
+    if np.unique(public_y).size != NUM_CLASSES:
+        raise ValueError(f"{samples} synthetic digits do not cover all {NUM_CLASSES} classes; use more")
     return LogisticRegression(C=PRIOR_C, max_iter=3000).fit(features(public_x, keep), public_y)
 
 
@@ -123,6 +125,15 @@ class DigitsClient:
         return loss, self.x.shape[0], {"accuracy": accuracy}
 
 
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -147,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", choices=("synthetic", "none"), default="synthetic",
                    help="start from a softmax regression the server trains on synthetic digits "
                         "(generated data, no real image), or from zero")
-    p.add_argument("--public-samples", type=int, default=5000,
-                   help="synthetic digits the prior is trained on")
+    p.add_argument("--public-samples", type=_at_least(100), default=5000,
+                   help="synthetic digits the prior is trained on (at least 100)")
     p.add_argument("--tolerate", type=float, default=0.4,
                    help="dropout fraction SecAgg+ is configured to survive (k, t); above the "
                         "expected --dropout, since the number who drop varies from round to round")

@@ -81,3 +81,9 @@ def test_public_prior_beats_chance_on_the_real_digits_without_seeing_them(exampl
     # its inputs are the sample count and the feature count: nothing private reaches it
     assert np.array_equal(prior.coef_, run.public_prior(1000, 28).coef_)
     assert prior.score(run.features(digits.data, 28), digits.target) > 0.5  # chance: 0.1
+
+
+def test_too_few_public_samples_is_a_usage_error():
+    out = subprocess.run([sys.executable, str(SCRIPT), "--public-samples", "10"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--public-samples: must be at least 100, got 10" in out.stderr
