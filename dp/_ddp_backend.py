@@ -172,9 +172,8 @@ class DistributedDPClient:
                  rng: np.random.Generator, identity: Ed25519PrivateKey | None,
                  policy: ClientPolicy | None = None) -> None:
         self._backend, self._id, self._vector, self._rng = backend, client_id, vector, rng
-        if policy is not None and policy.colluding_neighbours is not None and identity is None:
-            raise ValueError("policy.colluding_neighbours bounds authenticated rounds, which "
-                             "need an identity key")
+        if policy is not None:
+            policy.check_identity(identity)  # now, not at the round's first message
         self._identity, self._policy = identity, policy
         self._inner: SecAggPlusClient | None = None
 

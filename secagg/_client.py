@@ -116,9 +116,7 @@ class SecAggPlusClient:
         if (identity is None) != (peer_identities is None):
             raise ValueError("identity and peer_identities must be given together")
         self.policy = policy if policy is not None else ClientPolicy()
-        if self.policy.colluding_neighbours is not None and identity is None:
-            raise ValueError("policy.colluding_neighbours bounds authenticated rounds, which "
-                             "need an identity key")
+        self.policy.check_identity(identity)
         if not 0 <= client_id <= MAX_CLIENT_ID:
             raise ValueError(f"client_id must be in 0..{MAX_CLIENT_ID} (Shamir share points), got {client_id}")
         self.client_id = client_id

@@ -83,6 +83,16 @@ class ClientPolicy:
         if not (math.isfinite(fraction) and 0.0 <= fraction <= 1.0):
             raise ValueError(f"min_threshold_fraction must be in [0, 1], got {fraction}")
 
+    def check_identity(self, identity: object | None) -> None:
+        """Refuse a policy that bounds authenticated rounds for a client without an identity key.
+
+        Raises:
+            ValueError: ``colluding_neighbours`` is set and ``identity`` is ``None``.
+        """
+        if self.colluding_neighbours is not None and identity is None:
+            raise ValueError("policy.colluding_neighbours bounds authenticated rounds, which "
+                             "need an identity key")
+
     def refusal(self, config: RoundConfig) -> str | None:
         """Why a client under this policy refuses ``config``, or ``None`` if it joins."""
         t, k = config.threshold, config.neighbours
