@@ -25,7 +25,7 @@ from secagg._ckks_crypto import (
     MalformedCKKSCiphertext,
     MissingExtraError,
 )
-from secagg._client import SecAggPlusClient
+from secagg._client import MAX_CLIENT_ID, SecAggPlusClient
 from secagg._collect import CollectingBackend, IndividualAggregate
 from secagg._errors import (
     ConfigurationError,
@@ -134,6 +134,7 @@ __all__ = [
     "Quantizer",
     "SecAggPlusBackend",
     "SecAggPlusClient",
+    "MAX_CLIENT_ID",
     "ClientPolicy",
     "SecAggPlusServer",
     "SimulationResult",

@@ -23,6 +23,7 @@ import numpy as np
 
 from dp import BudgetExceededError, secure_generator
 from secagg import (
+    MAX_CLIENT_ID,
     Backend,
     Config,
     EvaluatingStrategy,
@@ -49,7 +50,6 @@ from transport._store import Checkpoint, Store
 __all__ = ["Coordinator", "CoordinatorConfig", "Peer"]
 
 log = logging.getLogger("blindsum.coordinator")
-MAX_CLIENT_ID = (1 << 31) - 2  # exclusive; secagg's largest id is 2^31 - 3 (share point id + 1 < 2^31 - 1)
 
 
 class Peer(Protocol):
@@ -139,9 +139,9 @@ class Coordinator:
 
     def admit(self, client_id: int, token: str | None, peer: Peer, version: int) -> None:
         """Register a new link, or raise :class:`Rejected` naming why not."""
-        if not 0 <= client_id < MAX_CLIENT_ID:
+        if not 0 <= client_id <= MAX_CLIENT_ID:  # secagg's: a Shamir share point is id + 1
             raise Rejected(Code.INVALID_ARGUMENT,
-                           f"client id {client_id} is out of range 0..{MAX_CLIENT_ID - 1}")
+                           f"client id {client_id} is out of range 0..{MAX_CLIENT_ID}")
         if version != PROTOCOL_VERSION:
             raise Rejected(Code.FAILED_PRECONDITION,
                            f"client {client_id} speaks protocol {version}, "
